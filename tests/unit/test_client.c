@@ -70,11 +70,11 @@ static void grant_granted_and_refused(void **state)
 {
     (void)state;
     cd_client_grant g;
-    assert_int_equal(cd_client_proto_grant(
-                         "{\"acquired\":true,\"token\":\"lock-1-abc\",\"expiresIn\":30000,"
-                         "\"expiresAt\":\"2024-01-06T12:35:26.789Z\",\"fencingToken\":42}",
-                         &g),
-                     0);
+    assert_int_equal(
+        cd_client_proto_grant("{\"acquired\":true,\"token\":\"lock-1-abc\",\"expiresIn\":30000,"
+                              "\"expiresAt\":\"2024-01-06T12:35:26.789Z\",\"fencingToken\":42}",
+                              &g),
+        0);
     assert_true(g.acquired);
     assert_string_equal(g.token, "lock-1-abc");
     assert_int_equal(g.expires_in_ms, 30000);
@@ -85,9 +85,8 @@ static void grant_granted_and_refused(void **state)
     cd_client_grant_clear(&g); /* twice is harmless */
 
     /* The original service's refusal has neither code nor expiresIn. */
-    assert_int_equal(cd_client_proto_grant("{\"acquired\":false,\"error\":\"Recurso bloqueado\"}",
-                                           &g),
-                     0);
+    assert_int_equal(
+        cd_client_proto_grant("{\"acquired\":false,\"error\":\"Recurso bloqueado\"}", &g), 0);
     assert_false(g.acquired);
     assert_null(g.token);
     assert_string_equal(g.message, "Recurso bloqueado");
@@ -95,10 +94,11 @@ static void grant_granted_and_refused(void **state)
     assert_int_equal(g.expires_in_ms, -1);
     cd_client_grant_clear(&g);
 
-    assert_int_equal(cd_client_proto_grant("{\"acquired\":false,\"error\":\"x\",\"code\":\"LOCKED\","
-                                           "\"expiresIn\":25000}",
-                                           &g),
-                     0);
+    assert_int_equal(
+        cd_client_proto_grant("{\"acquired\":false,\"error\":\"x\",\"code\":\"LOCKED\","
+                              "\"expiresIn\":25000}",
+                              &g),
+        0);
     assert_string_equal(g.code, "LOCKED");
     assert_int_equal(g.expires_in_ms, 25000);
     cd_client_grant_clear(&g);
@@ -112,7 +112,7 @@ static void grant_rejects_broken_answers(void **state)
         "not json",
         "[]",
         "{\"acquired\":\"yes\"}",
-        "{\"acquired\":true,\"expiresIn\":1}",             /* no token */
+        "{\"acquired\":true,\"expiresIn\":1}",                   /* no token */
         "{\"acquired\":true,\"token\":\"t\",\"expiresIn\":1.5}", /* not an integer */
         "{\"acquired\":true,\"token\":7,\"expiresIn\":1}",
     };
@@ -149,12 +149,12 @@ static void info_held_and_free(void **state)
 {
     (void)state;
     cd_client_lock l;
-    assert_int_equal(cd_client_proto_info(
-                         "{\"exists\":true,\"resource\":\"f:1\",\"clientId\":\"c\","
-                         "\"acquiredAt\":\"A\",\"expiresAt\":\"B\",\"timeRemaining\":25000,"
-                         "\"fencingToken\":3,\"waiting\":2}",
-                         &l),
-                     0);
+    assert_int_equal(
+        cd_client_proto_info("{\"exists\":true,\"resource\":\"f:1\",\"clientId\":\"c\","
+                             "\"acquiredAt\":\"A\",\"expiresAt\":\"B\",\"timeRemaining\":25000,"
+                             "\"fencingToken\":3,\"waiting\":2}",
+                             &l),
+        0);
     assert_true(l.exists);
     assert_string_equal(l.resource, "f:1");
     assert_string_equal(l.client_id, "c");
@@ -183,14 +183,14 @@ static void list_with_and_without_cursor(void **state)
     assert_null(l.next_cursor);
     cd_client_lock_list_clear(&l);
 
-    assert_int_equal(cd_client_proto_list(
-                         "{\"count\":2,\"nextCursor\":\"abc\",\"locks\":["
-                         "{\"resource\":\"a\",\"clientId\":\"c1\",\"acquiredAt\":\"A\","
-                         "\"expiresAt\":\"B\",\"timeRemaining\":1,\"fencingToken\":1},"
-                         "{\"resource\":\"b\",\"clientId\":\"c2\",\"acquiredAt\":\"A\","
-                         "\"expiresAt\":\"B\",\"timeRemaining\":2}]}",
-                         &l),
-                     0);
+    assert_int_equal(
+        cd_client_proto_list("{\"count\":2,\"nextCursor\":\"abc\",\"locks\":["
+                             "{\"resource\":\"a\",\"clientId\":\"c1\",\"acquiredAt\":\"A\","
+                             "\"expiresAt\":\"B\",\"timeRemaining\":1,\"fencingToken\":1},"
+                             "{\"resource\":\"b\",\"clientId\":\"c2\",\"acquiredAt\":\"A\","
+                             "\"expiresAt\":\"B\",\"timeRemaining\":2}]}",
+                             &l),
+        0);
     assert_int_equal(l.count, 2);
     assert_string_equal(l.locks[1].client_id, "c2");
     assert_int_equal(l.locks[1].fencing_token, -1);
@@ -242,8 +242,8 @@ static void error_messages(void **state)
     (void)state;
     char buf[64];
     assert_true(cd_client_proto_error_message(
-        "{\"statusCode\":400,\"message\":\"ttl must be an integer\",\"error\":\"Bad Request\"}", buf,
-        sizeof buf));
+        "{\"statusCode\":400,\"message\":\"ttl must be an integer\",\"error\":\"Bad Request\"}",
+        buf, sizeof buf));
     assert_string_equal(buf, "ttl must be an integer");
     assert_true(cd_client_proto_error_message("{\"message\":[\"a\",\"b\"]}", buf, sizeof buf));
     assert_string_equal(buf, "a; b");
