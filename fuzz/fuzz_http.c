@@ -23,8 +23,8 @@ static void setup(void)
     const cd_clock *clock = cd_clock_system();
     cd_store *store = cd_memstore_new(clock, 0);
     locks = cd_locks_new(store, clock);
-    cd_api_config cfg = {.default_ttl = 30000, .max_ttl = 300000, .max_wait = 300000,
-                         .admin_token = NULL};
+    cd_api_config cfg = {
+        .default_ttl = 30000, .max_ttl = 300000, .max_wait = 300000, .admin_token = NULL};
     cd_api *api = cd_api_new(locks, &cfg);
     server = cd_http_server_new(loop, NULL, cd_api_handle, api);
     if (!server)

@@ -25,8 +25,9 @@ static const verb verbs[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "candado %s - a distributed lock server and its client\n\n"
-                 "Usage: candado <verb> [options]   (candado <verb> --help for each)\n\nVerbs:\n",
+    fprintf(out,
+            "candado %s - a distributed lock server and its client\n\n"
+            "Usage: candado <verb> [options]   (candado <verb> --help for each)\n\nVerbs:\n",
             CD_VERSION);
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
         fprintf(out, "  %-16s %s\n", verbs[i].name, verbs[i].help);

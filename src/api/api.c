@@ -23,17 +23,26 @@
 #define MSG_RELEASED "Liberados %zu locks del cliente %.*s"
 #define ECHO_MAX     64
 
-enum op { OP_ACQUIRE, OP_RELEASE, OP_EXTEND, OP_INFO, OP_LIST, OP_STATS, OP_CLIENT, OP_OTHER, OP_N };
+enum op {
+    OP_ACQUIRE,
+    OP_RELEASE,
+    OP_EXTEND,
+    OP_INFO,
+    OP_LIST,
+    OP_STATS,
+    OP_CLIENT,
+    OP_OTHER,
+    OP_N
+};
 enum outcome { OUT_OK, OUT_REFUSED, OUT_INVALID, OUT_ERROR, OUT_N };
 
-static const char *const op_names[OP_N] = {"acquire", "release", "extend", "info",
+static const char *const op_names[OP_N] = {"acquire", "release", "extend",         "info",
                                            "list",    "stats",   "release_client", "other"};
 static const char *const outcome_names[OUT_N] = {"ok", "refused", "invalid", "error"};
 
 /* request latency histogram bounds, seconds */
-static const double latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                        0.01,   0.025,   0.05,   0.1,   0.5,    1,
-                                        5,      30,      300};
+static const double latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                        0.05,   0.1,     0.5,    1,     5,      30,    300};
 #define NBOUNDS (sizeof latency_bounds / sizeof latency_bounds[0])
 
 struct cd_api {
@@ -54,8 +63,8 @@ typedef struct call {
     cd_http_req *req;
     enum op op;
     uint64_t started_ns;
-    json_t *body;      /* the parsed request body; names point into it */
-    char *param;       /* decoded path parameter */
+    json_t *body; /* the parsed request body; names point into it */
+    char *param;  /* decoded path parameter */
     size_t param_len;
     cd_waiter *waiter; /* while queued for a lock */
     bool gone;         /* the client hung up while a store operation was under way */
@@ -77,7 +86,7 @@ static uint64_t now_ns(void)
 
 static void observe(cd_api *api, enum op op, int status, bool refused, uint64_t started_ns)
 {
-    enum outcome o = status == 200 ? (refused ? OUT_REFUSED : OUT_OK)
+    enum outcome o = status == 200  ? (refused ? OUT_REFUSED : OUT_OK)
                      : status < 500 ? OUT_INVALID
                                     : OUT_ERROR;
     api->ops[op][o]++;
@@ -109,8 +118,8 @@ static void reply(call *c, int status, json_t *json)
             len = json_dumpb(json, out, len, JSON_COMPACT);
     }
     if (!json || !out || len == 0) {
-        static const char oom[] =
-            "{\"statusCode\":500,\"message\":\"Out of memory\",\"error\":\"Internal Server Error\"}";
+        static const char oom[] = "{\"statusCode\":500,\"message\":\"Out of "
+                                  "memory\",\"error\":\"Internal Server Error\"}";
         status = 500;
         out = out && out != stack ? (free(out), stack) : stack;
         memcpy(stack, oom, sizeof oom - 1);
@@ -555,8 +564,8 @@ static char *query_decode(const char *raw, size_t len, size_t *out_len)
 
 static void h_list(call *c)
 {
-    qparam params[] = {{"prefix", NULL, 0}, {"clientId", NULL, 0}, {"limit", NULL, 0},
-                       {"cursor", NULL, 0}};
+    qparam params[] = {
+        {"prefix", NULL, 0}, {"clientId", NULL, 0}, {"limit", NULL, 0}, {"cursor", NULL, 0}};
     enum { NP = sizeof params / sizeof params[0] };
     size_t qlen = 0;
     const char *q = cd_http_req_query(c->req, &qlen);
@@ -572,8 +581,8 @@ static void h_list(call *c)
                 memcmp(params[i].key, q, (size_t)(kend - q)) != 0)
                 continue;
             free(params[i].value);
-            params[i].value = eq ? query_decode(eq + 1, (size_t)(stop - eq - 1), &params[i].len)
-                                 : strdup("");
+            params[i].value =
+                eq ? query_decode(eq + 1, (size_t)(stop - eq - 1), &params[i].len) : strdup("");
             if (!params[i].value)
                 bad = true;
             else if (!eq)
@@ -591,8 +600,7 @@ static void h_list(call *c)
                 limit > 100000 || *stop != '\0' || params[2].value[0] == '+' ||
                 params[2].value[0] == ' ')) {
         reply_error(c, 400, "limit must be an integer between 1 and 100000");
-    } else if (params[0].value &&
-               !cd_utf8_valid(params[0].value, params[0].len)) {
+    } else if (params[0].value && !cd_utf8_valid(params[0].value, params[0].len)) {
         reply_error(c, 400, "prefix must be valid UTF-8");
     } else {
         if (params[0].value)
@@ -711,8 +719,8 @@ static void ready_cb(void *ud, int err, const char *reason)
     if (err)
         reply_error(c, 503, "%s", reason ? reason : "Lock store unavailable");
     else
-        reply(c, 200, json_pack("{s:s, s:s}", "status", "ready", "store",
-                                c->api->store->ops->name));
+        reply(c, 200,
+              json_pack("{s:s, s:s}", "status", "ready", "store", c->api->store->ops->name));
 }
 
 static void h_readyz(call *c)
@@ -828,8 +836,8 @@ void cd_api_handle(cd_http_req *req, void *ud)
     cd_api *api = ud;
     call *c = calloc(1, sizeof *c);
     if (!c) {
-        static const char oom[] =
-            "{\"statusCode\":500,\"message\":\"Out of memory\",\"error\":\"Internal Server Error\"}";
+        static const char oom[] = "{\"statusCode\":500,\"message\":\"Out of "
+                                  "memory\",\"error\":\"Internal Server Error\"}";
         cd_http_respond(req, 500, oom, sizeof oom - 1);
         return;
     }

@@ -9,9 +9,9 @@
 typedef struct cd_api cd_api;
 
 typedef struct cd_api_config {
-    uint32_t default_ttl; /* ms, when acquire gives none */
-    uint32_t max_ttl;     /* ms */
-    uint32_t max_wait;    /* ms */
+    uint32_t default_ttl;    /* ms, when acquire gives none */
+    uint32_t max_ttl;        /* ms */
+    uint32_t max_wait;       /* ms */
     const char *admin_token; /* NULL: DELETE client/:id is open; copied */
 } cd_api_config;
 

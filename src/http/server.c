@@ -21,7 +21,7 @@
 #include <time.h>
 
 #define MAX_HEADERS      64
-#define MAX_PIPELINED    (64 * 1024)  /* unparsed input kept while an answer is pending */
+#define MAX_PIPELINED    (64 * 1024)   /* unparsed input kept while an answer is pending */
 #define MAX_UNSENT       (1024 * 1024) /* output queued for a client that does not read */
 #define READ_BUFFER_SIZE (64 * 1024)
 
@@ -256,10 +256,8 @@ static void fail(conn *c, int status)
         int status;
         const char *message;
     } messages[] = {
-        {400, "Malformed HTTP request"},
-        {408, "Request not completed in time"},
-        {413, "Request body too large"},
-        {431, "Request headers too large"},
+        {400, "Malformed HTTP request"}, {408, "Request not completed in time"},
+        {413, "Request body too large"}, {431, "Request headers too large"},
         {500, "Out of memory"},
     };
     const char *msg = "Bad request";
@@ -570,7 +568,8 @@ static void on_connection(uv_stream_t *listener, int status)
     conn *c = conn_new(s);
     if (!c) {
         uv_tcp_t *drop = malloc(sizeof *drop);
-        if (drop && uv_tcp_init(s->loop, drop) == 0 && uv_accept(listener, (uv_stream_t *)drop) == 0)
+        if (drop && uv_tcp_init(s->loop, drop) == 0 &&
+            uv_accept(listener, (uv_stream_t *)drop) == 0)
             uv_close((uv_handle_t *)drop, (uv_close_cb)free);
         else
             free(drop);
@@ -613,7 +612,8 @@ int cd_http_server_listen(cd_http_server *s, const char *host, int port)
 {
     char service[16];
     snprintf(service, sizeof service, "%d", port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     uv_getaddrinfo_t gai;
     int err = uv_getaddrinfo(s->loop, &gai, NULL, host, service, &hints);
@@ -687,7 +687,7 @@ static const struct {
     enum http_method parser;
     enum cd_http_method ours;
 } method_map[] = {
-    {HTTP_GET, CD_HTTP_GET},         {HTTP_HEAD, CD_HTTP_HEAD},   {HTTP_POST, CD_HTTP_POST},
+    {HTTP_GET, CD_HTTP_GET},         {HTTP_HEAD, CD_HTTP_HEAD},     {HTTP_POST, CD_HTTP_POST},
     {HTTP_PUT, CD_HTTP_PUT},         {HTTP_DELETE, CD_HTTP_DELETE}, {HTTP_PATCH, CD_HTTP_PATCH},
     {HTTP_OPTIONS, CD_HTTP_OPTIONS},
 };

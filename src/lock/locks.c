@@ -415,8 +415,7 @@ static void extend_cb(void *ud, int err, const cd_extension *x)
     free(e);
 }
 
-int cd_locks_release(cd_locks *l, cd_str res, const cd_token *token, cd_store_bool_cb cb,
-                     void *ud)
+int cd_locks_release(cd_locks *l, cd_str res, const cd_token *token, cd_store_bool_cb cb, void *ud)
 {
     /* counted in on_freed, where every way a lock ends is seen */
     return l->store->ops->release(l->store, res, token, cb, ud);

@@ -55,8 +55,8 @@ typedef void (*cd_locks_grant_cb)(void *ud, int err, const cd_grant *g);
  * granted or when wait_ms have passed (refused). *waiter is set to a handle while the
  * request is queued (NULL otherwise); it stays valid until the callback or
  * cd_locks_cancel(). The strings need to live only until this call returns. */
-int cd_locks_acquire(cd_locks *l, cd_str resource, cd_str client_id, uint32_t ttl,
-                     uint32_t wait_ms, cd_locks_grant_cb cb, void *ud, cd_waiter **waiter);
+int cd_locks_acquire(cd_locks *l, cd_str resource, cd_str client_id, uint32_t ttl, uint32_t wait_ms,
+                     cd_locks_grant_cb cb, void *ud, cd_waiter **waiter);
 
 /** Takes a queued request out of its queue (its client went away); its callback is
  * never called. Safe only while the handle is valid. */

@@ -57,11 +57,10 @@ typedef struct option_def {
 #define FIELD(f) offsetof(config, f)
 
 static const option_def options[] = {
-    {"host", "CANDADO_HOST", NULL, OPT_STR, FIELD(host), "127.0.0.1", 0, 0,
-     "address to listen on"},
+    {"host", "CANDADO_HOST", NULL, OPT_STR, FIELD(host), "127.0.0.1", 0, 0, "address to listen on"},
     {"port", "CANDADO_PORT", "PORT", OPT_NUM, FIELD(port), "3001", 0, 65535, "TCP port"},
-    {"default-ttl", "CANDADO_DEFAULT_TTL", NULL, OPT_NUM, FIELD(default_ttl), "30000", 1,
-     INT32_MAX, "TTL in ms when acquire gives none"},
+    {"default-ttl", "CANDADO_DEFAULT_TTL", NULL, OPT_NUM, FIELD(default_ttl), "30000", 1, INT32_MAX,
+     "TTL in ms when acquire gives none"},
     {"max-ttl", "CANDADO_MAX_TTL", NULL, OPT_NUM, FIELD(max_ttl), "300000", 1, INT32_MAX,
      "largest TTL in ms a client may ask for"},
     {"max-wait", "CANDADO_MAX_WAIT", NULL, OPT_NUM, FIELD(max_wait), "300000", 0, INT32_MAX,
@@ -70,8 +69,8 @@ static const option_def options[] = {
      "when set, DELETE /api/locks/client/:id needs Authorization: Bearer <token>"},
     {"max-connections", "CANDADO_MAX_CONNECTIONS", NULL, OPT_NUM, FIELD(max_connections), "10000",
      1, 1000000, "connections served at once; more are closed on accept"},
-    {"request-timeout", "CANDADO_REQUEST_TIMEOUT", NULL, OPT_NUM, FIELD(request_timeout),
-     "10000", 1, INT32_MAX, "ms a client has to send a whole request (then 408)"},
+    {"request-timeout", "CANDADO_REQUEST_TIMEOUT", NULL, OPT_NUM, FIELD(request_timeout), "10000",
+     1, INT32_MAX, "ms a client has to send a whole request (then 408)"},
     {"idle-timeout", "CANDADO_IDLE_TIMEOUT", NULL, OPT_NUM, FIELD(idle_timeout), "60000", 1,
      INT32_MAX, "ms an idle keep-alive connection stays open"},
     {"log-level", "CANDADO_LOG_LEVEL", NULL, OPT_STR, FIELD(log_level), "info", 0, 0,
@@ -111,7 +110,8 @@ static int set_option(config *cfg, const option_def *o, const char *value, const
     errno = 0;
     long v = strtol(value, &end, 10);
     if (errno || end == value || *end || v < o->min || v > o->max) {
-        fprintf(stderr, "candado serve: %s must be an integer between %ld and %ld (got '%s' from %s)\n",
+        fprintf(stderr,
+                "candado serve: %s must be an integer between %ld and %ld (got '%s' from %s)\n",
                 o->flag, o->min, o->max, value, from);
         return -1;
     }

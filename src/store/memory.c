@@ -320,8 +320,8 @@ static int mem_acquire(cd_store *s, cd_str res, cd_str client_id, uint32_t ttl,
     client_link(c, lk);
     lk->fencing = ++m->fencing;
 
-    cd_grant g = {.acquired = true, .fencing = lk->fencing, .ttl = ttl,
-                  .expires_at = lk->expires_at};
+    cd_grant g = {
+        .acquired = true, .fencing = lk->fencing, .ttl = ttl, .expires_at = lk->expires_at};
     cd_token_new(&g.token, lk->acquired_at);
     memcpy(lk->rnd, g.token.rnd, sizeof lk->rnd);
     cb(ud, 0, &g);
@@ -478,8 +478,8 @@ static int mem_list(cd_store *s, const cd_list_query *q, cd_store_list_cb cb, vo
     for (; lk; lk = c ? lk->cnext : lk->hh.next) {
         if (lk->deadline <= now)
             continue;
-        if (q->prefix.len && (lk->len < q->prefix.len ||
-                              memcmp(lk->name, q->prefix.ptr, q->prefix.len) != 0))
+        if (q->prefix.len &&
+            (lk->len < q->prefix.len || memcmp(lk->name, q->prefix.ptr, q->prefix.len) != 0))
             continue;
         if (q->limit && n == q->limit)
             break;

@@ -78,8 +78,8 @@ typedef struct cd_client_count {
 } cd_client_count;
 
 typedef struct cd_store_stats {
-    size_t total;   /* entries in the store */
-    size_t expired; /* entries past their TTL that cleanup has not removed yet */
+    size_t total;                   /* entries in the store */
+    size_t expired;                 /* entries past their TTL that cleanup has not removed yet */
     const cd_client_count *clients; /* active locks per client */
     size_t nclients;
 } cd_store_stats;

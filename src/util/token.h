@@ -10,8 +10,8 @@
 #define CD_TOKEN_MAX_LEN      64 /* "lock-" + 20 digits + "-" + 24 hex + NUL fits */
 
 typedef struct cd_token {
-    int64_t ms;                            /* grant time, epoch ms */
-    uint8_t rnd[CD_TOKEN_RANDOM_BYTES];    /* secret part */
+    int64_t ms;                         /* grant time, epoch ms */
+    uint8_t rnd[CD_TOKEN_RANDOM_BYTES]; /* secret part */
 } cd_token;
 
 /** Fills t with fresh randomness from the kernel CSPRNG (arc4random, seeded by getrandom). */
