@@ -276,13 +276,13 @@ static void print_table(const cd_client_lock_list *l)
         wr = r > wr ? r : wr;
         wc = c > wc ? c : wc;
     }
-    printf("%-*s  %-*s  %12s  %8s\n", wr, "RESOURCE", wc, "CLIENT", "EXPIRES IN", "FENCING");
+    printf("%-*s  %-*s  %12s  %s\n", wr, "RESOURCE", wc, "CLIENT", "EXPIRES IN", "FENCING");
     for (size_t i = 0; i < l->count; i++) {
         const cd_client_lock *k = &l->locks[i];
         char d[32], f[24] = "-";
         if (k->fencing_token >= 0)
             snprintf(f, sizeof f, "%lld", (long long)k->fencing_token);
-        printf("%-*s  %-*s  %12s  %8s\n", wr, k->resource, wc, k->client_id,
+        printf("%-*s  %-*s  %12s  %s\n", wr, k->resource, wc, k->client_id,
                cd_cli_duration(k->time_remaining_ms, d, sizeof d), f);
     }
     if (l->count == 0)

@@ -1,10 +1,13 @@
-/* Unit tests of libcandado that need no server: URL building and escaping, request bodies,
- * response parsing (src/client/proto.c), error names, and the transport's "nobody there". */
+/* Unit tests of libcandado that need no Candado server: URL building and escaping, request bodies,
+ * response parsing (src/client/proto.c), error names, the transport's "nobody there", and - with
+ * a canned one-thread HTTP responder - how statuses map to error codes and what with_lock sends. */
+#define _GNU_SOURCE /* strcasestr */
 #include "candado/client.h"
 #include "client/proto.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -319,6 +322,175 @@ static void unreachable_server(void **state)
     cd_client_free(NULL);
 }
 
+/* ---- a canned HTTP responder ---------------------------------------------------------------- */
+
+/* Answers each connection with the next canned reply and keeps the requests it got. */
+typedef struct canned {
+    int fd, port, n, served;
+    const char *const *replies; /* "STATUS BODY", e.g. "200 {\"released\":true}" */
+    char requests[8][2048];
+    pthread_t thread;
+} canned;
+
+static void *canned_main(void *ud)
+{
+    canned *cn = ud;
+    for (cn->served = 0; cn->served < cn->n; cn->served++) {
+        int c = accept(cn->fd, NULL, NULL);
+        if (c < 0)
+            break;
+        char *req = cn->requests[cn->served < 8 ? cn->served : 7];
+        size_t len = 0;
+        for (;;) { /* headers, then Content-Length bytes of body */
+            ssize_t r = recv(c, req + len, 2047 - len, 0);
+            if (r <= 0)
+                break;
+            len += (size_t)r;
+            req[len] = '\0';
+            char *end = strstr(req, "\r\n\r\n");
+            char *cl = strcasestr(req, "Content-Length:");
+            if (end && (!cl || strlen(end + 4) >= (size_t)atoi(cl + 15)))
+                break;
+        }
+        const char *reply = cn->replies[cn->served];
+        char out[1024];
+        int n = snprintf(out, sizeof out,
+                         "HTTP/1.1 %.3s X\r\nContent-Type: application/json\r\n"
+                         "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                         reply, strlen(reply + 4), reply + 4);
+        ssize_t w = send(c, out, (size_t)n, MSG_NOSIGNAL);
+        (void)w;
+        close(c);
+    }
+    return NULL;
+}
+
+static cd_client *canned_start(canned *cn, const char *const *replies, int n)
+{
+    memset(cn, 0, sizeof *cn);
+    cn->replies = replies;
+    cn->n = n;
+    cn->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(cn->fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(cn->fd, 8), 0);
+    assert_int_equal(getsockname(cn->fd, (struct sockaddr *)&a, &len), 0);
+    cn->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&cn->thread, NULL, canned_main, cn), 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", cn->port);
+    return cd_client_new(url);
+}
+
+static void canned_stop(canned *cn, cd_client *c)
+{
+    cd_client_free(c);
+    shutdown(cn->fd, SHUT_RDWR);
+    pthread_join(cn->thread, NULL);
+    close(cn->fd);
+}
+
+static void statuses_become_error_codes(void **state)
+{
+    (void)state;
+    static const char *const replies[] = {
+        "400 {\"statusCode\":400,\"message\":\"ttl must be an integer\",\"error\":\"Bad Request\"}",
+        "401 {\"statusCode\":401,\"message\":\"Unauthorized\"}",
+        "404 {\"statusCode\":404,\"message\":\"Cannot POST /api/locks/extend\"}",
+        "503 {\"statusCode\":503,\"message\":\"store unavailable\"}",
+        "200 <html>",
+        "302 ",
+    };
+    static const int expect[] = {CD_CLIENT_EBADREQ, CD_CLIENT_EAUTH,  CD_CLIENT_ENOTFOUND,
+                                 CD_CLIENT_ESERVER, CD_CLIENT_EPROTO, CD_CLIENT_EPROTO};
+    canned cn;
+    cd_client *c = canned_start(&cn, replies, 6);
+    bool released;
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(cd_client_release(c, "r", "t", &released), expect[i]);
+    canned_stop(&cn, c);
+}
+
+static void error_text_comes_from_the_server(void **state)
+{
+    (void)state;
+    static const char *const replies[] = {
+        "503 {\"statusCode\":503,\"message\":\"store unavailable\"}",
+        "200 {\"success\":true,\"releasedCount\":3}",
+    };
+    canned cn;
+    cd_client *c = canned_start(&cn, replies, 2);
+    cd_client_lock l;
+    assert_int_equal(cd_client_info(c, "a:b c", &l), CD_CLIENT_ESERVER);
+    assert_string_equal(cd_client_last_error(c), "store unavailable");
+    assert_int_equal(cd_client_last_status(c), 503);
+    assert_non_null(strstr(cd_client_last_body(c), "statusCode"));
+    assert_non_null(strstr(cn.requests[0], "GET /api/locks/info/a%3Ab%20c HTTP/1.1"));
+    int64_t n = 0;
+    assert_int_equal(cd_client_release_client(c, "c1", "s3cret", &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(cd_client_last_error(c), "");
+    assert_non_null(strstr(cn.requests[1], "DELETE /api/locks/client/c1 HTTP/1.1"));
+    assert_non_null(strstr(cn.requests[1], "Authorization: Bearer s3cret\r\n"));
+    canned_stop(&cn, c);
+}
+
+typedef struct seen {
+    int calls;
+    char token[64];
+    int64_t fencing;
+} seen;
+
+static int record(cd_client *c, const char *resource, const cd_client_grant *g, void *ud)
+{
+    (void)c;
+    seen *s = ud;
+    s->calls++;
+    snprintf(s->token, sizeof s->token, "%s", g->token);
+    s->fencing = g->fencing_token;
+    assert_string_equal(resource, "job");
+    return 7;
+}
+
+static void with_lock_calls_then_releases(void **state)
+{
+    (void)state;
+    static const char *const replies[] = {
+        "200 {\"acquired\":true,\"token\":\"lock-1-aa\",\"expiresIn\":500,\"fencingToken\":9}",
+        "200 {\"released\":true}",
+        "200 {\"acquired\":false,\"error\":\"held\",\"code\":\"LOCKED\",\"expiresIn\":100}",
+        "200 {\"acquired\":true,\"token\":\"lock-2-bb\",\"expiresIn\":500}",
+        "200 {\"released\":false,\"code\":\"NOT_HELD\"}",
+    };
+    canned cn;
+    cd_client *c = canned_start(&cn, replies, 5);
+    seen s = {0};
+    int ret = 0;
+    cd_client_acquire_opts o = {"me", 500, 2000};
+    assert_int_equal(cd_client_with_lock(c, "job", &o, record, &s, &ret), 0);
+    assert_int_equal(ret, 7);
+    assert_int_equal(s.calls, 1);
+    assert_string_equal(s.token, "lock-1-aa");
+    assert_int_equal(s.fencing, 9);
+    assert_non_null(strstr(cn.requests[0], "\"clientId\":\"me\",\"ttl\":500,\"wait\":2000"));
+    assert_non_null(strstr(cn.requests[1], "POST /api/locks/release"));
+    assert_non_null(strstr(cn.requests[1], "\"token\":\"lock-1-aa\""));
+    assert_string_equal(cd_client_last_error(c), "");
+
+    /* Held by someone else: fn is not called, and nothing is released. */
+    ret = 0;
+    assert_int_equal(cd_client_with_lock(c, "job", &o, record, &s, &ret), CD_CLIENT_ELOCKED);
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(ret, 0);
+
+    /* fn outlived the lock: still 0 (fn ran), and last_error says so. */
+    assert_int_equal(cd_client_with_lock(c, "job", &o, record, &s, NULL), 0);
+    assert_int_equal(s.calls, 2);
+    assert_non_null(strstr(cd_client_last_error(c), "expired"));
+    canned_stop(&cn, c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -334,6 +506,9 @@ int main(void)
         cmocka_unit_test(error_messages),
         cmocka_unit_test(error_names_and_ids),
         cmocka_unit_test(unreachable_server),
+        cmocka_unit_test(statuses_become_error_codes),
+        cmocka_unit_test(error_text_comes_from_the_server),
+        cmocka_unit_test(with_lock_calls_then_releases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
