@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,7 +44,8 @@ static const cd_cli_verb run_verb = {
     "exits, and exits with CMD's status. CMD finds CANDADO_RESOURCE, CANDADO_TOKEN,\n"
     "CANDADO_FENCING_TOKEN, CANDADO_CLIENT_ID and CANDADO_URL in its environment. If the lock is\n"
     "lost, CMD gets SIGTERM (then SIGKILL after --grace) and candado exits 5. SIGINT, SIGTERM,\n"
-    "SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are passed on to CMD.",
+    "SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are passed on to CMD; if candado itself dies, CMD\n"
+    "gets SIGTERM.",
     run_opts,
     (int)(sizeof run_opts / sizeof run_opts[0]),
     1,
@@ -89,9 +91,15 @@ static void set_env(const cd_cli_args *a, const cd_client_grant *g)
 /* Starts CMD with the signal mask candado had before blocking. Returns its pid or -1. */
 static pid_t spawn(char **cmd, const sigset_t *old_mask)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid != 0)
         return pid;
+    /* If candado dies (even by SIGKILL) nobody extends the lock and it lapses within a TTL: CMD
+     * must not go on as if it still held it. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent)
+        _exit(CD_EXIT_LOST);
     sigprocmask(SIG_SETMASK, old_mask, NULL);
     execvp(cmd[0], cmd);
     int err = errno;

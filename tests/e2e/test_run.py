@@ -203,6 +203,25 @@ class RunTest(unittest.TestCase):
         self.assertTrue(os.path.exists(cleaned))
         self.assertFalse(self.info("run:term")["exists"])
 
+    def test_command_is_stopped_when_candado_dies(self):
+        # Nobody would extend the lock any more: CMD must not outlive candado run.
+        pidfile = self.path("pid")
+        p = self.start("run:orphan", "--ttl", "30000",
+                       cmd=[sys.executable, "-c", "import os, time; open(%r, 'w').write("
+                            "str(os.getpid())); time.sleep(30)" % pidfile])
+        self.assertTrue(until(lambda: os.path.exists(pidfile) and open(pidfile).read(), 10))
+        pid = int(open(pidfile).read())
+        p.kill()
+        p.wait()
+
+        def gone():
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    return f.read().split(")")[-1].split()[0] in ("Z", "X")
+            except OSError:
+                return True
+        self.assertTrue(until(gone, 10))
+
     # ---- when the lock cannot be had ---------------------------------------------------------
 
     def test_held_lock_means_the_command_never_starts(self):
