@@ -66,9 +66,10 @@ typedef struct call {
     json_t *body; /* the parsed request body; names point into it */
     char *param;  /* decoded path parameter */
     size_t param_len;
-    cd_waiter *waiter; /* while queued for a lock */
-    bool gone;         /* the client hung up while a store operation was under way */
-    bool refused;      /* answered 200 with acquired/released/extended false */
+    cd_waiter *waiter;         /* while queued for a lock */
+    bool gone;                 /* the client hung up while a store operation was under way */
+    bool refused;              /* answered 200 with acquired/released/extended false */
+    const char *extra_headers; /* "Name: value\r\n" lines for the answer, or NULL */
 } call;
 
 typedef void (*handler_fn)(call *c);
@@ -126,7 +127,8 @@ static void reply(call *c, int status, json_t *json)
         len = sizeof oom - 1;
     }
     observe(c->api, c->op, status, c->refused, c->started_ns);
-    cd_http_respond(c->req, status, out, len);
+    cd_http_respond_with(c->req, status, "application/json; charset=utf-8", c->extra_headers, out,
+                         len);
     if (out != stack)
         free(out);
     json_decref(json);
@@ -259,7 +261,9 @@ static bool parse_body(call *c)
         return true;
     }
     json_error_t jerr;
-    c->body = json_loadb(body, len, 0, &jerr);
+    /* numbers as doubles, as JavaScript reads them: 1e30 is a number out of range, not
+     * a syntax error */
+    c->body = json_loadb(body, len, JSON_DECODE_INT_AS_REAL, &jerr);
     if (!c->body) {
         reply_error(c, 400, "Body is not valid JSON (line %d, column %d)", jerr.line, jerr.column);
         return false;
@@ -502,12 +506,14 @@ static void info_cb(void *ud, int err, const cd_lock_view *held)
         reply(c, 200, json_pack("{s:b, s:o}", "exists", 0, "resource", str_json(res)));
         return;
     }
-    json_t *j = lock_json(held);
-    if (j) {
-        json_object_set_new(j, "exists", json_true());
+    json_t *view = lock_json(held);
+    json_t *j = json_pack("{s:b}", "exists", 1); /* "exists" first, as the original shows */
+    if (j && view && json_object_update(j, view) == 0)
         json_object_set_new(j, "waiting",
                             json_integer((json_int_t)cd_locks_waiting(c->api->locks, res)));
-    }
+    else
+        json_decref(j), j = NULL;
+    json_decref(view);
     reply(c, 200, j);
 }
 
@@ -875,10 +881,17 @@ void cd_api_handle(cd_http_req *req, void *ud)
     size_t raw_len;
     const char *raw = cd_http_req_path(req, &raw_len);
     echo(shown, sizeof shown, raw, raw_len);
-    if (other_method)
+    if (other_method) {
+        static const char *const allow[] = {
+            [CD_HTTP_GET] = "Allow: GET, HEAD\r\n",
+            [CD_HTTP_POST] = "Allow: POST\r\n",
+            [CD_HTTP_DELETE] = "Allow: DELETE\r\n",
+        };
+        c->extra_headers = allow[other_method->method];
         reply_error(c, 405, "Cannot %s %s", cd_http_req_method_name(req), shown);
-    else
+    } else {
         reply_error(c, 404, "Cannot %s %s", cd_http_req_method_name(req), shown);
+    }
 }
 
 /* ---- lifetime ---- */
