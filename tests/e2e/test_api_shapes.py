@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import unittest
 from urllib.parse import quote
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -49,6 +50,8 @@ class AcquireShapes(ServerTestCase):
         self.assertLessEqual(exp, after + 30000 + 2000)
         self.assertIs(type(b["fencingToken"]), int)
         self.assertGreater(b["fencingToken"], 0)
+        # JavaScript clients read it as a Number: it must stay an exact integer there.
+        self.assertLessEqual(b["fencingToken"], 2 ** 53 - 1)
 
     def test_default_ttl_when_absent_or_null(self):
         for extra in ({}, {"ttl": None}):
@@ -240,6 +243,15 @@ class InfoAndListShapes(ServerTestCase):
         self.assertEqual(j["resource"], res)
         self.assertIs(j["exists"], True)
 
+    def test_info_ignores_query_and_keeps_plus(self):
+        res = uniq("q+plus")
+        self.acquire_ok(res, "c")
+        i = self.json_of(self.server.get("/api/locks/info/%s?x=1&y=%%zz" % res))
+        self.assertEqual(i["resource"], res)
+        self.assertIs(i["exists"], True)
+        self.assertIs(self.json_of(self.server.get("/api/locks/info/" + res.replace("+", " ")
+                                                   .replace(" ", "%20")))["exists"], False)
+
     def test_info_not_held(self):
         res = uniq()
         self.assertEqual(self.info(res), {"exists": False, "resource": res})
@@ -318,6 +330,35 @@ class InfoAndListShapes(ServerTestCase):
         body = self.json_of(self.server.get("/api/locks?prefix=%s&limit=50" % quote(p, safe="")))
         self.assertEqual(body["count"], 7)
         self.assertNotIn("nextCursor", body)
+
+    def test_pagination_survives_changes_between_pages(self):
+        # Locks released or added between two pages neither duplicate nor hide the locks
+        # that stayed held the whole time.
+        p = uniq("pchg") + ":"
+        names = sorted(p + "%02d" % i for i in range(10))
+        toks = dict((n, self.acquire_ok(n, "pager")["token"]) for n in names)
+        q = "/api/locks?prefix=%s&limit=4" % quote(p, safe="")
+        first = self.json_of(self.server.get(q))
+        self.assertEqual(first["count"], 4)
+        got = [l["resource"] for l in first["locks"]]
+        # Release two locks of the first page and one not yet seen; add one.
+        gone = got[:2]
+        unseen = [n for n in names if n not in got]
+        gone.append(unseen[-1])
+        for n in gone:
+            self.json_of(self.server.release(n, toks[n]))
+        self.acquire_ok(p + "00a", "pager")
+        cursor = first["nextCursor"]
+        for _ in range(10):
+            body = self.json_of(self.server.get(q + "&cursor=" + quote(cursor, safe="")))
+            got += [l["resource"] for l in body["locks"]]
+            cursor = body.get("nextCursor")
+            if cursor is None:
+                break
+        self.assertEqual(len(got), len(set(got)), got)
+        stayed = [n for n in names if n not in gone]
+        for n in stayed:
+            self.assertIn(n, got)
 
     def test_odd_names_roundtrip_as_valid_json(self):
         for name in ODD_NAMES:
@@ -468,11 +509,64 @@ class HealthAndMisc(ServerTestCase):
         self.assertIs(bodies[3]["acquired"], False)
         self.assertEqual(bodies[4]["statusCode"], 404)
 
+    def test_connection_close_honoured(self):
+        t0 = time.time()
+        data = self.server.raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                               b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", read_timeout=8)
+        self.assertLess(time.time() - t0, 5 * SLOW)
+        self.assertEqual(len(parse_responses(data)), 1, data)
+
+    def test_hundred_pipelined_requests(self):
+        req = b"GET /api/locks/info/p%d HTTP/1.1\r\nHost: x\r\n\r\n"
+        data = b"".join(req % i for i in range(100))
+        data += b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        resp = parse_responses(self.server.raw(data, read_timeout=10))
+        self.assertEqual(len(resp), 101)
+        for i, (st, _, body) in enumerate(resp[:100]):
+            self.assertEqual(st, 200)
+            self.assertEqual(json.loads(body)["resource"], "p%d" % i)
+
+    def test_half_closed_client_still_answered(self):
+        # `printf 'GET ...' | nc host port`: the request is complete before the EOF.
+        data = self.server.raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", shutdown=True)
+        resp = parse_responses(data)
+        self.assertEqual(resp[0][0], 200, data)
+
+    def test_idle_keep_alive_connection_stays_usable(self):
+        # The default idle timeout is 60 s: a few seconds of silence are fine.
+        conn = self.server.conn()
+        try:
+            self.assertEqual(self.server.get("/healthz", conn=conn).status, 200)
+            time.sleep(2)
+            self.assertEqual(self.server.get("/healthz", conn=conn).status, 200)
+            sock = conn.sock
+            self.assertEqual(self.server.get("/healthz", conn=conn).status, 200)
+            self.assertIs(conn.sock, sock)  # the same connection, not a reconnect
+        finally:
+            conn.close()
+
     def test_http10_request(self):
-        data = self.server.raw(b"GET /healthz HTTP/1.0\r\n\r\n")
+        t0 = time.time()
+        data = self.server.raw(b"GET /healthz HTTP/1.0\r\n\r\n", read_timeout=8)
+        # HTTP/1.0 without keep-alive: the server closes after the answer.
+        self.assertLess(time.time() - t0, 5 * SLOW)
         resp = parse_responses(data)
         self.assertEqual(resp[0][0], 200, data)
         self.assertEqual(json.loads(resp[0][2]), {"status": "ok"})
+
+
+class Restart(unittest.TestCase):
+
+    def test_fencing_increases_across_restart(self):
+        res = uniq()
+        with harness.Server() as a:
+            first = a.acquire(res, "c").json()
+            second = a.acquire(uniq(), "c").json()
+        with harness.Server() as b:
+            third = b.acquire(res, "c").json()
+        self.assertIs(third["acquired"], True)
+        self.assertGreater(third["fencingToken"], first["fencingToken"])
+        self.assertGreater(third["fencingToken"], second["fencingToken"])
 
 
 class CurlExamples(ServerTestCase):

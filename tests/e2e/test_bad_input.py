@@ -88,7 +88,7 @@ class BadJson(ServerTestCase):
     def test_deeply_nested(self):
         self.post_raw_json(ACQ, "[" * 8000 + "]" * 8000)
         self.post_raw_json(ACQ, "[" * 8000)
-        self.post_raw_json(ACQ, '{"a":' * 3000 + "1" + "}" * 2999)
+        self.post_raw_json(ACQ, '{"a":' * 2500 + "1" + "}" * 2499)
 
     def test_missing_fields(self):
         for body in ({}, {"resource": "r"}, {"clientId": "c"}, {"ttl": 1000},
@@ -122,7 +122,8 @@ class BadJson(ServerTestCase):
                 body = self.assertError(
                     self.server.post(ACQ, {"resource": uniq(), "clientId": "c", "ttl": ttl}),
                     400, "Bad Request")
-                self.assertIn("ttl", str(body["message"]))
+                if ttl != 10 ** 30:  # (a parser may call that one invalid JSON instead)
+                    self.assertIn("ttl", str(body["message"]))
 
     def test_ttl_extreme_numbers(self):
         # Numbers beyond what C integer types hold must be refused, not converted.
@@ -130,7 +131,7 @@ class BadJson(ServerTestCase):
                     "4294997296", "9223372036854775807", "9223372036854775808",
                     "-9223372036854775808", "-4294967296", "-0.0000001", "300000.5",
                     "0.0", "-0"):
-            for field in ("ttl", "wait"):
+            for field in ("ttl", "wait") if raw not in ("0.0", "-0") else ("ttl",):
                 with self.subTest(field=field, raw=raw):
                     self.post_raw_json(ACQ, '{"resource": "%s", "clientId": "c", "%s": %s}'
                                        % (uniq(), field, raw))
@@ -257,7 +258,13 @@ class BadHttp(ServerTestCase):
                              ("GET", "/api/locks/client/x"), ("POST", "/api/locks/client/x"),
                              ("PATCH", "/api/locks/stats"), ("POST", "/healthz")):
             with self.subTest(method=method, path=path):
-                self.assertError(self.server.request(method, path), 405, "Method Not Allowed")
+                r = self.server.request(method, path)
+                b = self.assertError(r, 405, "Method Not Allowed")
+                self.assertEqual(b["message"], "Cannot %s %s" % (method, path))
+                # RFC 9110: a 405 names the allowed methods.
+                allowed = [m.strip() for m in r.headers.get("allow", "").split(",")]
+                self.assertNotIn(method, allowed, r.headers)
+                self.assertTrue(set(allowed) & {"GET", "POST", "DELETE"}, r.headers)
 
     def test_413_body_too_large(self):
         self.unchanged = False
@@ -514,6 +521,78 @@ class BadHttp(ServerTestCase):
             finally:
                 stop.set()
             self.assertGreater(sum(f.result() for f in futs), 0)
+
+
+class BadQuery(ServerTestCase):
+
+    def test_bad_list_parameters(self):
+        for q in ("limit=abc", "limit=-1", "limit=0", "limit=1.5", "limit=", "cursor=%zz",
+                  "cursor=not-a-cursor", "prefix=%zz", "clientId=%zz"):
+            with self.subTest(q=q):
+                self.assertError(self.server.get("/api/locks?" + q), 400, "Bad Request")
+
+
+class Timeouts(ServerTestCase):
+    """With short --idle-timeout / --request-timeout (the defaults are 60 s and 10 s)."""
+    server_args = ("--idle-timeout", "1000", "--request-timeout", "1000")
+
+    def test_idle_connection_closed(self):
+        s = harness.connect(self.server)
+        try:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            t0 = time.time()
+            data, closed = harness.recv_until_closed(s, 10 * SLOW)
+            self.assertTrue(closed, data)
+            self.assertEqual(parse_responses(data)[0][0], 200, data)
+            self.assertGreater(time.time() - t0, 0.5)
+        finally:
+            s.close()
+
+    def test_never_used_connection_closed(self):
+        s = harness.connect(self.server)
+        try:
+            data, closed = harness.recv_until_closed(s, 10 * SLOW)
+            self.assertTrue(closed)
+            self.assertNotIn(b"200", data)
+        finally:
+            s.close()
+
+    def test_stalled_request_408(self):
+        s = harness.connect(self.server)
+        try:
+            s.sendall(b"POST /api/locks/acquire HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n"
+                      b"Content-Type: application/json\r\n\r\n{")
+            data, closed = harness.recv_until_closed(s, 10 * SLOW)
+            self.assertTrue(closed, data)
+            resp = parse_responses(data)
+            if resp:
+                self.assertEqual(resp[0][0], 408, data)
+                json.loads(resp[0][2])
+        finally:
+            s.close()
+        self.assertEqual(self.info("x")["exists"], False)
+
+    def test_trickling_client_still_timed_out(self):
+        # One byte every 200 ms keeps the connection busy but the request never completes:
+        # the request timeout counts from its start, not from the last byte.
+        s = harness.connect(self.server)
+        closed = False
+        t0 = time.time()
+        try:
+            s.sendall(b"POST /api/locks/acquire HTTP/1.1\r\n")
+            while time.time() - t0 < 8 * SLOW:
+                try:
+                    s.sendall(b"X-Slow: a\r\n")
+                except OSError:
+                    closed = True
+                    break
+                data, closed = harness.recv_until_closed(s, 0.2)
+                if closed or data:
+                    closed = True
+                    break
+        finally:
+            s.close()
+        self.assertTrue(closed, "a trickling request was never timed out")
 
 
 class MaxConnections(ServerTestCase):

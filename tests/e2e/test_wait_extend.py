@@ -92,13 +92,22 @@ class Wait(WaitTestCase):
         w = self.start_waiter(res, "w")
         time.sleep(0.2)
         self.assertIsNone(w.result)  # still held back
+        time.sleep(0.5)
         t0 = time.time()
+        released_ms = now_ms()
         self.json_of(self.server.release(res, h["token"]))
         b = self.join(w)
         self.assertIs(b["acquired"], True)
         self.assertLess(w.done_at - t0, 2 * SLOW)
         self.assertEqual(b["expiresIn"], 30000)
         i = self.info(res)
+        # The grant happens at the release, not when the waiter asked (0.7 s earlier):
+        # the token's time, acquiredAt and expiresAt all count from the grant.
+        tok_ms = int(harness.TOKEN_RE.match(b["token"]).group(1))
+        self.assertGreaterEqual(tok_ms, released_ms - 300)
+        self.assertGreaterEqual(parse_iso(i["acquiredAt"]), released_ms - 300)
+        self.assertEqual(parse_iso(i["expiresAt"]) - parse_iso(i["acquiredAt"]), 30000)
+        self.assertEqual(i["expiresAt"], b["expiresAt"])
         self.assertEqual(i["clientId"], "w")
         self.assertEqual(i["fencingToken"], b["fencingToken"])
         self.assertEqual(i["waiting"], 0)
@@ -308,6 +317,101 @@ class Wait(WaitTestCase):
         self.assertEqual(b["expiresIn"], 7777)
         i = self.info(res)
         self.assertEqual(parse_iso(i["expiresAt"]) - parse_iso(i["acquiredAt"]), 7777)
+
+
+    def test_pipelined_request_waits_behind_long_poll(self):
+        # Answers on one connection come in request order: a request pipelined behind a
+        # waiter is answered after the waiter's grant, and the connection stays usable.
+        res = uniq()
+        h = self.acquire_ok(res, "holder", ttl=30000)
+        body = json.dumps({"resource": res, "clientId": "piped", "wait": LONG}).encode()
+        s = harness.connect(self.server)
+        try:
+            s.sendall(b"POST /api/locks/acquire HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                      b"application/json\r\nContent-Length: %d\r\n\r\n%s"
+                      b"GET /api/locks/info/%s HTTP/1.1\r\nHost: x\r\n\r\n"
+                      % (len(body), body, quote(res, safe="").encode()))
+            self.wait_waiting(res, 1)
+            data, closed = harness.recv_until_closed(s, 0.5)
+            self.assertEqual(data, b"")  # nothing may overtake the held-back answer
+            self.assertFalse(closed)
+            self.json_of(self.server.release(res, h["token"]))
+            s.settimeout(10 * SLOW)
+            while len(harness.parse_responses(data)) < 2:
+                chunk = s.recv(65536)
+                self.assertTrue(chunk, data)
+                data += chunk
+            (st1, _, b1), (st2, _, b2) = harness.parse_responses(data)[:2]
+            self.assertEqual((st1, st2), (200, 200))
+            self.assertIs(json.loads(b1)["acquired"], True)
+            self.assertEqual(json.loads(b2)["clientId"], "piped")
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            while len(harness.parse_responses(data)) < 3:
+                chunk = s.recv(65536)
+                self.assertTrue(chunk, data)
+                data += chunk
+            self.assertEqual(harness.parse_responses(data)[2][0], 200)
+        finally:
+            s.close()
+
+    def test_many_waiters_time_out(self):
+        res = uniq()
+        self.acquire_ok(res, "holder", ttl=30000)
+        s0 = self.stats()
+        n = 60
+        ws = [Waiter(self.server, res, "t%d" % i, wait=800) for i in range(n)]
+        for w in ws:
+            w.start()
+        for w in ws:
+            b = self.join(w)
+            self.assertIs(b["acquired"], False)
+            self.assertEqual(b["code"], "LOCKED")
+        s1 = self.stats()
+        self.assertEqual(s1["counters"]["waitTimeouts"] - s0["counters"]["waitTimeouts"], n)
+        self.assertEqual(s1["waiting"], s0["waiting"])
+        self.assertEqual(self.info(res)["waiting"], 0)
+        self.assertEqual(self.info(res)["clientId"], "holder")
+
+    def test_keep_alive_reused_after_wait(self):
+        res = uniq()
+        h = self.acquire_ok(res, "holder", ttl=30000)
+        conn = self.server.conn()
+        try:
+            t = threading.Timer(0.3, lambda: self.server.release(res, h["token"]))
+            t.start()
+            b = self.server.acquire(res, "w", wait=LONG, conn=conn).json()
+            t.join()
+            self.assertIs(b["acquired"], True)
+            r = self.server.release(res, b["token"], conn=conn).json()
+            self.assertEqual(r, {"released": True})
+        finally:
+            conn.close()
+
+
+class ShortTimeouts(WaitTestCase):
+    """A long-poll outlives --request-timeout and --idle-timeout: the request is complete
+    and the connection is not idle while its answer is held back."""
+    server_args = ("--request-timeout", "1000", "--idle-timeout", "1000")
+
+    def test_waiter_outlives_timeouts(self):
+        res = uniq()
+        h = self.acquire_ok(res, "holder", ttl=30000)
+        w = self.start_waiter(res, "w", wait=int(20000 * SLOW))
+        time.sleep(2.5)
+        self.assertTrue(w.is_alive(), w.result)
+        self.assertEqual(self.waiting(res), 1)
+        self.json_of(self.server.release(res, h["token"]))
+        b = self.join(w)
+        self.assertIs(b["acquired"], True)
+
+    def test_wait_timeout_longer_than_request_timeout(self):
+        res = uniq()
+        self.acquire_ok(res, "holder", ttl=30000)
+        t0 = time.time()
+        b = self.json_of(self.server.acquire(res, "w", wait=2500))
+        self.assertIs(b["acquired"], False)
+        self.assertEqual(b["code"], "LOCKED")
+        self.assertGreaterEqual(time.time() - t0, 2.4)
 
 
 class MaxWait(WaitTestCase):
