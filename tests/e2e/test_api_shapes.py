@@ -4,7 +4,6 @@ written."""
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time

@@ -388,6 +388,88 @@ class Wait(WaitTestCase):
             conn.close()
 
 
+    def test_reset_waiter_leaves_queue(self):
+        # A waiter that vanishes with a TCP reset (SO_LINGER 0) instead of a FIN.
+        import struct
+        res = uniq()
+        h = self.acquire_ok(res, "holder", ttl=30000)
+        body = json.dumps({"resource": res, "clientId": "rst", "wait": LONG}).encode()
+        s = harness.connect(self.server)
+        s.sendall(b"POST /api/locks/acquire HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                  b"application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        self.wait_waiting(res, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        self.wait_waiting(res, 0, timeout=2)
+        self.json_of(self.server.release(res, h["token"]))
+        self.assertEqual(self.info(res), {"exists": False, "resource": res})
+
+    def test_stress_waiters_tries_and_hangups(self):
+        # Waiters, tries and waiters that hang up, all on two resources: never two
+        # holders at once, every grant answered, nothing left behind.
+        import random
+        resources = [uniq("stress"), uniq("stress")]
+        guard = threading.Lock()
+        occupied = dict((r, None) for r in resources)
+        violations, grants = [], []
+        deadline = time.time() + 3 * SLOW
+
+        def hangup(res):
+            # If the ghost is granted before it hangs up (the resource was free, or the
+            # grant raced the close), that grant is legitimate: a short TTL ends it.
+            body = json.dumps({"resource": res, "clientId": "ghost", "wait": LONG,
+                               "ttl": 300}).encode()
+            s = harness.connect(self.server)
+            s.sendall(b"POST /api/locks/acquire HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                      b"application/json\r\nContent-Length: %d\r\n\r\n%s"
+                      % (len(body), body))
+            time.sleep(random.random() * 0.05)
+            s.close()
+
+        def worker(i):
+            rnd = random.Random(i)
+            me = "s%d" % i
+            conn = self.server.conn(timeout=60)
+            try:
+                while time.time() < deadline:
+                    res = rnd.choice(resources)
+                    if rnd.random() < 0.2:
+                        hangup(res)
+                        continue
+                    wait = 0 if rnd.random() < 0.3 else int(5000 * SLOW)
+                    b = self.server.acquire(res, me, ttl=int(20000 * SLOW), wait=wait,
+                                            conn=conn).json()
+                    if not b["acquired"]:
+                        continue
+                    with guard:
+                        if occupied[res] is not None:
+                            violations.append((res, occupied[res], me))
+                        occupied[res] = me
+                        grants.append((res, b["fencingToken"]))
+                    time.sleep(rnd.random() * 0.005)
+                    with guard:
+                        occupied[res] = None
+                    r = self.server.release(res, b["token"], conn=conn).json()
+                    if r != {"released": True}:
+                        violations.append(("release", res, me, r))
+            finally:
+                conn.close()
+
+        with concurrent.futures.ThreadPoolExecutor(12) as ex:
+            for f in [ex.submit(worker, i) for i in range(12)]:
+                f.result()
+        self.assertEqual(violations, [])
+        self.assertGreater(len(grants), 20)
+        for r in resources:
+            fences = [f for (x, f) in grants if x == r]
+            self.assertEqual(len(fences), len(set(fences)))
+            # Hung-up waiters never end up holding the lock.
+            ok = wait_until(lambda: not self.info(r)["exists"] and self.info(r)
+                            .get("waiting", 0) == 0, timeout=3)
+            self.assertTrue(ok, self.info(r))
+        self.assertEqual(self.stats()["locksByClient"].get("ghost", 0), 0)
+
+
 class ShortTimeouts(WaitTestCase):
     """A long-poll outlives --request-timeout and --idle-timeout: the request is complete
     and the connection is not idle while its answer is held back."""
