@@ -201,6 +201,17 @@ static const char *name_problem(enum cd_name_error e)
     return "is not valid";
 }
 
+/* Checks a name against the rules; false after answering 400. */
+static bool check_name(call *c, const char *key, cd_str name, size_t max)
+{
+    enum cd_name_error e = cd_name_check(name, max);
+    if (e == CD_NAME_TOO_LONG)
+        reply_error(c, 400, "%s must be between 1 and %zu bytes", key, max);
+    else if (e != CD_NAME_OK)
+        reply_error(c, 400, "%s %s", key, name_problem(e));
+    return e == CD_NAME_OK;
+}
+
 /* A name field of the body. false after answering 400. */
 static bool body_name(call *c, const char *key, size_t max, cd_str *out)
 {
@@ -210,12 +221,7 @@ static bool body_name(call *c, const char *key, size_t max, cd_str *out)
         return false;
     }
     *out = (cd_str){json_string_value(v), json_string_length(v)};
-    enum cd_name_error e = cd_name_check(*out, max);
-    if (e == CD_NAME_TOO_LONG)
-        reply_error(c, 400, "%s must be between 1 and %zu bytes", key, max);
-    else if (e != CD_NAME_OK)
-        reply_error(c, 400, "%s %s", key, name_problem(e));
-    return e == CD_NAME_OK;
+    return check_name(c, key, *out, max);
 }
 
 /* An optional integer field; absent or null gives `dflt`. false after answering 400. */
@@ -317,12 +323,7 @@ static bool path_name(call *c, const char *raw, size_t len, const char *key, siz
         reply_error(c, 400, "%s is not valid percent-encoding", key);
         return false;
     }
-    enum cd_name_error e = cd_name_check((cd_str){c->param, c->param_len}, max);
-    if (e == CD_NAME_TOO_LONG)
-        reply_error(c, 400, "%s must be between 1 and %zu bytes", key, max);
-    else if (e != CD_NAME_OK)
-        reply_error(c, 400, "%s %s", key, name_problem(e));
-    return e == CD_NAME_OK;
+    return check_name(c, key, (cd_str){c->param, c->param_len}, max);
 }
 
 static json_t *iso_json(int64_t ms)
@@ -568,6 +569,15 @@ static char *query_decode(const char *raw, size_t len, size_t *out_len)
     return v;
 }
 
+/* A name given as a query filter follows the rules of names (empty: no filter). false
+ * after answering 400. */
+static bool query_name(call *c, const char *key, const qparam *p, size_t max)
+{
+    if (!p->value || p->len == 0)
+        return true;
+    return check_name(c, key, (cd_str){p->value, p->len}, max);
+}
+
 static void h_list(call *c)
 {
     qparam params[] = {
@@ -606,8 +616,9 @@ static void h_list(call *c)
                 limit > 100000 || *stop != '\0' || params[2].value[0] == '+' ||
                 params[2].value[0] == ' ')) {
         reply_error(c, 400, "limit must be an integer between 1 and 100000");
-    } else if (params[0].value && !cd_utf8_valid(params[0].value, params[0].len)) {
-        reply_error(c, 400, "prefix must be valid UTF-8");
+    } else if (!query_name(c, "prefix", &params[0], CD_RESOURCE_MAX) ||
+               !query_name(c, "clientId", &params[1], CD_CLIENT_ID_MAX)) {
+        /* answered */
     } else {
         if (params[0].value)
             lq.prefix = (cd_str){params[0].value, params[0].len};

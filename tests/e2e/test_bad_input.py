@@ -527,9 +527,17 @@ class BadQuery(ServerTestCase):
 
     def test_bad_list_parameters(self):
         for q in ("limit=abc", "limit=-1", "limit=0", "limit=1.5", "limit=", "cursor=%zz",
-                  "cursor=not-a-cursor", "prefix=%zz", "clientId=%zz"):
+                  "cursor=not-a-cursor", "prefix=%zz", "clientId=%zz",
+                  # filters follow the name rules, like names in bodies and paths
+                  "clientId=%FF", "clientId=%00", "clientId=a%0Ab", "prefix=%FF",
+                  "prefix=%7F", "clientId=" + "c" * 129):
             with self.subTest(q=q):
                 self.assertError(self.server.get("/api/locks?" + q), 400, "Bad Request")
+
+    def test_empty_filters_mean_no_filter(self):
+        self.acquire_ok(harness.uniq("q"), "empty-filter-client")
+        body = self.json_of(self.server.get("/api/locks?prefix=&clientId="), 200)
+        self.assertGreaterEqual(body["count"], 1)
 
 
 class Timeouts(ServerTestCase):
