@@ -191,53 +191,76 @@ static void on_write(uv_write_t *w, int status)
     free(r);
 }
 
-static void date_header(char *out, size_t cap)
+/* The Date header's value, formatted once a second. */
+static const char *http_date(size_t *len)
 {
-    static time_t cached_at;
+    static time_t cached_at = -1;
     static char cached[64];
+    static size_t cached_len;
     time_t now = time(NULL);
     if (now != cached_at) {
         struct tm tm;
         gmtime_r(&now, &tm);
-        strftime(cached, sizeof cached, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        cached_len = strftime(cached, sizeof cached, "%a, %d %b %Y %H:%M:%S GMT", &tm);
         cached_at = now;
     }
-    snprintf(out, cap, "%s", cached);
+    *len = cached_len;
+    return cached;
 }
 
+static char *put(char *p, const char *s, size_t n)
+{
+    if (n) /* s may be NULL when n is 0 */
+        memcpy(p, s, n);
+    return p + n;
+}
+
+#define PUT_LIT(p, lit) put(p, lit, sizeof lit - 1)
+
+static char *put_uint(char *p, size_t v)
+{
+    char digits[24];
+    size_t n = 0;
+    do
+        digits[sizeof digits - ++n] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    return put(p, digits + sizeof digits - n, n);
+}
+
+/* Answers are built with plain copies rather than printf: on the hot path the header
+ * costs as much as everything else the server does for a request. */
 static void send_response(conn *c, int status, const char *content_type, const char *extra,
                           const char *body, size_t len, bool close_after)
 {
-    char date[64];
-    date_header(date, sizeof date);
-    char head[512];
-    int hn = snprintf(head, sizeof head,
-                      "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                      "Connection: %s\r\n",
-                      status, cd_http_status_text(status), date, content_type, len,
-                      close_after ? "close" : "keep-alive");
+    size_t date_len;
+    const char *date = http_date(&date_len);
+    const char *reason = cd_http_status_text(status);
+    size_t reason_len = strlen(reason), ct_len = strlen(content_type);
     size_t extra_len = extra ? strlen(extra) : 0;
     size_t body_len = c->head ? 0 : len;
-    wreq *r = malloc(sizeof *r + (size_t)hn + extra_len + 2 + body_len);
+    size_t cap = 160 + reason_len + date_len + ct_len + extra_len + body_len;
+    wreq *r = malloc(sizeof *r + cap);
     if (!r) {
         conn_close(c);
         return;
     }
     r->c = c;
     r->close_after = close_after;
-    char *p = r->data;
-    memcpy(p, head, (size_t)hn);
-    p += hn;
-    if (extra_len) {
-        memcpy(p, extra, extra_len);
-        p += extra_len;
-    }
-    memcpy(p, "\r\n", 2);
-    p += 2;
-    if (body_len) {
-        memcpy(p, body, body_len);
-        p += body_len;
-    }
+    char *p = PUT_LIT(r->data, "HTTP/1.1 ");
+    p = put_uint(p, (size_t)status);
+    *p++ = ' ';
+    p = put(p, reason, reason_len);
+    p = PUT_LIT(p, "\r\nDate: ");
+    p = put(p, date, date_len);
+    p = PUT_LIT(p, "\r\nContent-Type: ");
+    p = put(p, content_type, ct_len);
+    p = PUT_LIT(p, "\r\nContent-Length: ");
+    p = put_uint(p, len);
+    p = close_after ? PUT_LIT(p, "\r\nConnection: close\r\n")
+                    : PUT_LIT(p, "\r\nConnection: keep-alive\r\n");
+    p = put(p, extra, extra_len);
+    p = PUT_LIT(p, "\r\n");
+    p = put(p, body, body_len);
     r->len = (size_t)(p - r->data);
     uv_buf_t b = uv_buf_init(r->data, (unsigned)r->len);
     if (uv_write(&r->w, &c->h.stream, &b, 1, on_write) < 0) {

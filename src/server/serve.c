@@ -25,7 +25,10 @@
 #include <sys/resource.h>
 #include <uv.h>
 
-#define EXPIRY_BUDGET 8192 /* locks (and waits) ended per loop turn at most */
+/* Expiry work per loop turn is bounded by time: batches of EXPIRY_BATCH locks (and waits)
+ * until EXPIRY_SLICE_NS have passed, then back to I/O. */
+#define EXPIRY_BATCH    256
+#define EXPIRY_SLICE_NS 1000000
 
 typedef struct config {
     char *host;
@@ -192,7 +195,10 @@ static void on_tick(uv_timer_t *t)
 {
     server *s = t->data;
     s->armed = 0;
-    s->more = cd_locks_tick(s->locks, EXPIRY_BUDGET);
+    uint64_t start = uv_hrtime();
+    do
+        s->more = cd_locks_tick(s->locks, EXPIRY_BATCH);
+    while (s->more && uv_hrtime() - start < EXPIRY_SLICE_NS);
 }
 
 /* Before every poll: point the timer at the next moment something is due. */

@@ -14,7 +14,8 @@ typedef struct cd_token {
     uint8_t rnd[CD_TOKEN_RANDOM_BYTES]; /* secret part */
 } cd_token;
 
-/** Fills t with fresh randomness from the kernel CSPRNG (arc4random, seeded by getrandom). */
+/** Fills t with 96 fresh bits from the kernel CSPRNG (getrandom(2), buffered). Not
+ * thread-safe: the server calls it from its loop thread only. */
 void cd_token_new(cd_token *t, int64_t ms);
 
 /** Writes the text form into buf (at least CD_TOKEN_MAX_LEN bytes); returns its length. */
