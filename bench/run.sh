@@ -44,11 +44,8 @@ ln -sfn "$stamp" bench/results/latest
 # ---- build ----
 echo "== build ($BUILD)"
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD" -j "$(nproc)" --target candado candado-bare >/dev/null
+cmake --build "$BUILD" -j "$(nproc)" --target candado candado-bare candado-loadgen >/dev/null
 LOADGEN=$BUILD/candado-loadgen
-if cmake --build "$BUILD" --target candado-loadgen >/dev/null 2>&1; then :; else
-    ${CC:-cc} -O2 -g -Wall -Wextra -o "$LOADGEN" bench/loadgen.c
-fi
 
 # ---- machine ----
 {

@@ -29,7 +29,10 @@
  * entries and 138 ms at 1.9M, a stall no lock server can have. uthash takes a new table's
  * size from these macros when the table is made, so the lock table is made with 2^20
  * buckets (16 MiB, which a million locks need anyway) and first doubles at about 1.9M
- * locks; the client table starts small as usual. */
+ * locks; the client table starts small as usual. uthash also frees a table with its
+ * last entry (and would re-make 16 MiB on the next grant), so the lock table holds one
+ * permanent entry with an empty name, which no lookup can ask for (names are never
+ * empty): `m->locks`, the head of the table. */
 #define LOCK_TABLE_LOG2 20u
 static unsigned new_table_log2 = 5;
 #undef HASH_INITIAL_NUM_BUCKETS
@@ -431,7 +434,7 @@ static char *cursor_format(const mlock *lk)
  * first with a larger fencing token (the order is fencing order). */
 static mlock *list_start(memstore *m, mclient *c, bool has_cursor, uint64_t after, cd_str name)
 {
-    mlock *first = c ? c->head : m->locks;
+    mlock *first = c ? c->head : m->locks->hh.next;
     if (!has_cursor)
         return first;
     mlock *lk = NULL;
@@ -515,7 +518,7 @@ static int mem_stats(cd_store *s, cd_store_stats_cb cb, void *ud)
     for (mclient *c = m->clients; c; c = c->hh.next)
         m->counts[i++] = (cd_client_count){{c->id, c->len}, c->count};
     cd_store_stats st = {
-        .total = HASH_COUNT(m->locks),
+        .total = HASH_COUNT(m->locks) - 1, /* not the sentinel */
         .expired = heap_count_due(m, cd_clock_mono(m->clock)),
         .clients = m->counts,
         .nclients = n,
@@ -623,5 +626,18 @@ cd_store *cd_memstore_new(const cd_clock *clock, uint64_t fencing_start)
     m->base.ops = &memstore_ops;
     m->clock = clock;
     m->fencing = fencing_start;
+    mlock *sentinel = calloc(1, sizeof *sentinel + 1);
+    if (!sentinel) {
+        free(m);
+        return NULL;
+    }
+    oom = 0;
+    new_table_log2 = LOCK_TABLE_LOG2;
+    HASH_ADD_KEYPTR(hh, m->locks, sentinel->name, 0, sentinel);
+    if (oom) {
+        free(sentinel);
+        free(m);
+        return NULL;
+    }
     return &m->base;
 }
