@@ -343,18 +343,6 @@ static bool path_name(call *c, const char *raw, size_t len, const char *key, siz
     return check_name(c, key, (cd_str){c->param, c->param_len}, max);
 }
 
-static json_t *iso_json(int64_t ms)
-{
-    char buf[CD_ISO_LEN];
-    size_t n = cd_iso_format(ms, buf);
-    return json_stringn(buf, n);
-}
-
-static json_t *str_json(cd_str s)
-{
-    return json_stringn(s.ptr, s.len);
-}
-
 /* ---- POST /api/locks/acquire ---- */
 
 static void release_ignored(void *ud, int err, bool ok)
@@ -507,12 +495,51 @@ static void h_extend(call *c)
 
 /* ---- GET /api/locks/info/:resource ---- */
 
-static json_t *lock_json(const cd_lock_view *v)
+/* Lock views are streamed into a memory FILE rather than built as a JSON tree: a page of
+ * a million locks would otherwise be a million jansson objects before a byte is sent.
+ * Client text (resource, clientId) is still escaped by jansson, one string at a time. */
+static void put_json_string(FILE *f, cd_str s)
 {
-    return json_pack("{s:o, s:o, s:o, s:o, s:I, s:I}", "resource", str_json(v->resource),
-                     "clientId", str_json(v->client_id), "acquiredAt", iso_json(v->acquired_at),
-                     "expiresAt", iso_json(v->expires_at), "timeRemaining",
-                     (json_int_t)v->remaining, "fencingToken", (json_int_t)v->fencing);
+    char stack[1024];
+    json_t *j = json_stringn_nocheck(s.ptr, s.len); /* names were checked as UTF-8 */
+    size_t n = j ? json_dumpb(j, stack, sizeof stack, JSON_ENCODE_ANY) : 0;
+    if (n > sizeof stack) {
+        char *heap = malloc(n);
+        if (heap && json_dumpb(j, heap, n, JSON_ENCODE_ANY) == n)
+            fwrite(heap, 1, n, f);
+        free(heap);
+    } else {
+        fwrite(stack, 1, n, f);
+    }
+    json_decref(j);
+}
+
+static void put_lock(FILE *f, const cd_lock_view *v)
+{
+    char acquired[CD_ISO_LEN], expires[CD_ISO_LEN];
+    cd_iso_format(v->acquired_at, acquired);
+    cd_iso_format(v->expires_at, expires);
+    fputs("\"resource\":", f);
+    put_json_string(f, v->resource);
+    fputs(",\"clientId\":", f);
+    put_json_string(f, v->client_id);
+    fprintf(f,
+            ",\"acquiredAt\":\"%s\",\"expiresAt\":\"%s\",\"timeRemaining\":%llu,"
+            "\"fencingToken\":%llu",
+            acquired, expires, (unsigned long long)v->remaining, (unsigned long long)v->fencing);
+}
+
+/* Ends the call with what was streamed into f (from open_memstream). */
+static void reply_stream(call *c, FILE *f, char **text, size_t *len)
+{
+    /* fclose() sets *text and *len */
+    if (fclose(f) != 0 || !*text) {
+        free(*text);
+        reply_failure(c, -ENOMEM);
+        return;
+    }
+    reply_text(c, 200, *text, *len);
+    free(*text);
 }
 
 static void info_cb(void *ud, int err, const cd_lock_view *held)
@@ -523,19 +550,23 @@ static void info_cb(void *ud, int err, const cd_lock_view *held)
         return;
     }
     cd_str res = {c->param, c->param_len};
-    if (!held) {
-        reply(c, 200, json_pack("{s:b, s:o}", "exists", 0, "resource", str_json(res)));
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) {
+        reply_failure(c, -ENOMEM);
         return;
     }
-    json_t *view = lock_json(held);
-    json_t *j = json_pack("{s:b}", "exists", 1); /* "exists" first, as the original shows */
-    if (j && view && json_object_update(j, view) == 0)
-        json_object_set_new(j, "waiting",
-                            json_integer((json_int_t)cd_locks_waiting(c->api->locks, res)));
-    else
-        json_decref(j), j = NULL;
-    json_decref(view);
-    reply(c, 200, j);
+    if (held) {
+        fputs("{\"exists\":true,", f);
+        put_lock(f, held);
+        fprintf(f, ",\"waiting\":%zu}", cd_locks_waiting(c->api->locks, res));
+    } else {
+        fputs("{\"exists\":false,\"resource\":", f);
+        put_json_string(f, res);
+        fputc('}', f);
+    }
+    reply_stream(c, f, &text, &len);
 }
 
 static void h_info(call *c, const char *raw, size_t len)
@@ -556,16 +587,26 @@ static void list_cb(void *ud, int err, const cd_list_page *page)
         reply_failure(c, err);
         return;
     }
-    json_t *locks = json_array();
-    for (size_t i = 0; locks && i < page->count; i++)
-        if (json_array_append_new(locks, lock_json(&page->locks[i])) < 0) {
-            json_decref(locks);
-            locks = NULL;
-        }
-    json_t *j = json_pack("{s:I, s:o}", "count", (json_int_t)page->count, "locks", locks);
-    if (j && page->next_cursor.len)
-        json_object_set_new(j, "nextCursor", str_json(page->next_cursor));
-    reply(c, 200, j);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) {
+        reply_failure(c, -ENOMEM);
+        return;
+    }
+    fprintf(f, "{\"count\":%zu,\"locks\":[", page->count);
+    for (size_t i = 0; i < page->count; i++) {
+        fputs(i ? ",{" : "{", f);
+        put_lock(f, &page->locks[i]);
+        fputc('}', f);
+    }
+    fputc(']', f);
+    if (page->next_cursor.len) {
+        fputs(",\"nextCursor\":", f);
+        put_json_string(f, page->next_cursor);
+    }
+    fputc('}', f);
+    reply_stream(c, f, &text, &len);
 }
 
 /* One query parameter, decoded into c->param-like storage kept in `keep`. */
