@@ -22,7 +22,7 @@
 
 #define MAX_HEADERS      64
 #define MAX_PIPELINED    (64 * 1024)   /* unparsed input kept while an answer is pending */
-#define MAX_UNSENT       (1024 * 1024) /* output queued for a client that does not read */
+#define MAX_UNSENT       (1024 * 1024) /* unsent output past which a new answer closes */
 #define READ_BUFFER_SIZE (64 * 1024)
 
 typedef struct conn conn;
@@ -232,6 +232,10 @@ static char *put_uint(char *p, size_t v)
 static void send_response(conn *c, int status, const char *content_type, const char *extra,
                           const char *body, size_t len, bool close_after)
 {
+    if (uv_stream_get_write_queue_size(&c->h.stream) > MAX_UNSENT) {
+        conn_close(c); /* earlier answers are still unread: the client is not reading */
+        return;
+    }
     size_t date_len;
     const char *date = http_date(&date_len);
     const char *reason = cd_http_status_text(status);
@@ -266,10 +270,7 @@ static void send_response(conn *c, int status, const char *content_type, const c
     if (uv_write(&r->w, &c->h.stream, &b, 1, on_write) < 0) {
         free(r);
         conn_close(c);
-        return;
     }
-    if (uv_stream_get_write_queue_size(&c->h.stream) > MAX_UNSENT)
-        conn_close(c); /* the client is not reading what it asked for */
 }
 
 /* A protocol error: answer in the API's error shape, then close. */
