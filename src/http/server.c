@@ -243,14 +243,13 @@ static void send_response(conn *c, int status, const char *content_type, const c
     size_t extra_len = extra ? strlen(extra) : 0;
     size_t body_len = c->head ? 0 : len;
     size_t cap = 160 + reason_len + date_len + ct_len + extra_len + body_len;
-    wreq *r = malloc(sizeof *r + cap);
-    if (!r) {
+    char stack[4096];
+    char *buf = cap <= sizeof stack ? stack : malloc(cap);
+    if (!buf) {
         conn_close(c);
         return;
     }
-    r->c = c;
-    r->close_after = close_after;
-    char *p = PUT_LIT(r->data, "HTTP/1.1 ");
+    char *p = PUT_LIT(buf, "HTTP/1.1 ");
     p = put_uint(p, (size_t)status);
     *p++ = ' ';
     p = put(p, reason, reason_len);
@@ -265,12 +264,36 @@ static void send_response(conn *c, int status, const char *content_type, const c
     p = put(p, extra, extra_len);
     p = PUT_LIT(p, "\r\n");
     p = put(p, body, body_len);
-    r->len = (size_t)(p - r->data);
-    uv_buf_t b = uv_buf_init(r->data, (unsigned)r->len);
-    if (uv_write(&r->w, &c->h.stream, &b, 1, on_write) < 0) {
-        free(r);
+    size_t total = (size_t)(p - buf);
+
+    /* Most answers fit in the socket buffer: send them now. uv_write() would also do
+     * that, but then re-arms the socket's epoll interest, one more syscall per request;
+     * only what the kernel does not take goes through a write request. (uv_try_write()
+     * refuses while earlier writes are queued, so order is kept.) */
+    uv_buf_t b = uv_buf_init(buf, (unsigned)total);
+    int n = uv_try_write(&c->h.stream, &b, 1);
+    size_t sent = n > 0 ? (size_t)n : 0;
+    wreq *r = NULL;
+    if (n < 0 && n != UV_EAGAIN) {
         conn_close(c);
+    } else if (sent == total) {
+        if (close_after)
+            conn_close(c);
+    } else if (!(r = malloc(sizeof *r + total - sent))) {
+        conn_close(c);
+    } else {
+        r->c = c;
+        r->close_after = close_after;
+        r->len = total - sent;
+        memcpy(r->data, buf + sent, r->len);
+        b = uv_buf_init(r->data, (unsigned)r->len);
+        if (uv_write(&r->w, &c->h.stream, &b, 1, on_write) < 0) {
+            free(r);
+            conn_close(c);
+        }
     }
+    if (buf != stack)
+        free(buf);
 }
 
 /* A protocol error: answer in the API's error shape, then close. */
