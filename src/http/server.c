@@ -73,6 +73,9 @@ struct conn {
     bool processing; /* inside process(): answers must not re-enter it */
     bool reading;
 
+    uint64_t deadline;  /* loop ms when the request or idle time runs out; 0: none */
+    uint64_t timer_due; /* loop ms the libuv timer is set for */
+
     bool req_active;   /* the handler holds req */
     bool abort_called; /* abort callback has run */
     int open_handles;  /* stream + timer, until their close callbacks */
@@ -163,21 +166,40 @@ static int buf_append(char **buf, size_t *len, size_t *cap, const char *data, si
 
 /* ---- timers ---- */
 
+/* Each connection has one deadline (request or idle) and one libuv timer that may fire
+ * early: moving the deadline later only records it, and the timer re-arms itself when it
+ * fires before the deadline. Keep-alive requests then cost no timer-heap work at all,
+ * where setting and clearing a timer per request cost three heap operations. */
 static void on_timer(uv_timer_t *t)
 {
     conn *c = t->data;
-    if (c->state != C_READING)
+    if (c->deadline == 0 || c->state != C_READING)
         return;
-    if (c->in_request) {
-        fail(c, 408);
-    } else {
-        conn_close(c); /* idle keep-alive connection */
+    uint64_t now = uv_now(t->loop);
+    if (now < c->deadline) {
+        uv_timer_start(&c->timer, on_timer, c->deadline - now, 0);
+        c->timer_due = c->deadline;
+        return;
     }
+    c->deadline = 0;
+    if (c->in_request)
+        fail(c, 408);
+    else
+        conn_close(c); /* idle keep-alive connection */
 }
 
 static void timer_arm(conn *c, uint64_t ms)
 {
-    uv_timer_start(&c->timer, on_timer, ms, 0);
+    c->deadline = uv_now(c->timer.loop) + ms;
+    if (!uv_is_active((uv_handle_t *)&c->timer) || c->timer_due > c->deadline) {
+        uv_timer_start(&c->timer, on_timer, ms, 0);
+        c->timer_due = c->deadline;
+    }
+}
+
+static void timer_clear(conn *c)
+{
+    c->deadline = 0; /* the timer may still fire; it then finds nothing to do */
 }
 
 /* ---- writing ---- */
@@ -316,7 +338,7 @@ static void fail(conn *c, int status)
                      status, msg, cd_http_status_text(status));
     c->head = false;
     c->state = C_CLOSING;
-    uv_timer_stop(&c->timer);
+    timer_clear(c);
     if (c->reading) {
         uv_read_stop(&c->h.stream);
         c->reading = false;
@@ -482,7 +504,7 @@ static int on_message_complete(http_parser *p)
     c->in_request = false;
     c->keep_alive = http_should_keep_alive(p);
     c->head = p->method == HTTP_HEAD;
-    uv_timer_stop(&c->timer);
+    timer_clear(c);
     http_parser_pause(p, 1); /* one request at a time: the rest waits for this answer */
     return 0;
 }
