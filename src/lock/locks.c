@@ -354,6 +354,10 @@ static void attempt_cb(void *ud, int err, const cd_grant *g)
     } else if (!err) {
         l->counters.contended++;
         if (a->wait_ms > 0) {
+            /* With the memory store nothing can run between the refusal and this
+             * enqueue. A networked store can see the lock end in between (its `freed`
+             * event finds no queue yet): it must then try the new head of the queue
+             * again, or the waiter sits until its timeout. */
             cd_str res = {a->names, a->res_len}, client = {a->names + a->res_len, a->client_len};
             err = enqueue(l, res, client, a->ttl, a->wait_ms, a->cb, a->ud, a->waiter);
             if (!err) {
