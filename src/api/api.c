@@ -250,12 +250,11 @@ static bool body_int(call *c, const char *key, uint32_t min, uint32_t max, uint3
         *out = dflt;
         return true;
     }
-    double d = json_is_integer(v) ? (double)json_integer_value(v)
-               : json_is_real(v)  ? json_real_value(v)
-                                  : -1.0;
-    /* like JavaScript, 30000.0 is the integer 30000; 1.5, "30000" and true are not */
-    bool integral = (json_is_integer(v) || json_is_real(v)) && d == (double)(int64_t)d;
-    if (!integral || d < min || d > max) {
+    /* numbers arrive as doubles (JSON_DECODE_INT_AS_REAL); like JavaScript, 30000.0 is
+     * the integer 30000, while 1.5, "30000" and true are not integers. The range is
+     * checked before the conversion, which is undefined for doubles out of range. */
+    double d = json_is_number(v) ? json_number_value(v) : -1.0;
+    if (!json_is_number(v) || !(d >= min && d <= max) || d != (double)(uint32_t)d) {
         reply_error(c, 400, "%s must be an integer between %u and %u", key, min, max);
         return false;
     }

@@ -73,6 +73,13 @@ struct conn {
     bool processing; /* inside process(): answers must not re-enter it */
     bool reading;
 
+    size_t path_off, path_len; /* of the request target, absolute-form included */
+    size_t query_off, query_len;
+    bool has_query;
+
+    conn *drain_next; /* in the server's list of connections to parse again */
+    bool drain_queued;
+
     uint64_t deadline;  /* loop ms when the request or idle time runs out; 0: none */
     uint64_t timer_due; /* loop ms the libuv timer is set for */
 
@@ -92,12 +99,15 @@ struct cd_http_server {
     http_parser_settings settings;
     conn *conns;
     size_t nconns;
+    /* connections whose answer came later, parsed again on the next loop turn */
+    uv_idle_t drainer;
+    conn *drain_head, *drain_tail;
+    int open_handles; /* listener (once listening) + drainer, until closed */
 };
 
 typedef struct wreq {
     uv_write_t w;
     conn *c;
-    bool close_after;
     size_t len;
     char data[];
 } wreq;
@@ -107,6 +117,7 @@ static char read_buffer[READ_BUFFER_SIZE]; /* one loop thread: read callbacks ne
 static void conn_close(conn *c);
 static void drain(conn *c);
 static void fail(conn *c, int status);
+static void on_drainer(uv_idle_t *h);
 
 cd_http_limits cd_http_limits_default(void)
 {
@@ -173,7 +184,7 @@ static int buf_append(char **buf, size_t *len, size_t *cap, const char *data, si
 static void on_timer(uv_timer_t *t)
 {
     conn *c = t->data;
-    if (c->deadline == 0 || c->state != C_READING)
+    if (c->deadline == 0 || uv_is_closing(&c->h.handle))
         return;
     uint64_t now = uv_now(t->loop);
     if (now < c->deadline) {
@@ -182,10 +193,10 @@ static void on_timer(uv_timer_t *t)
         return;
     }
     c->deadline = 0;
-    if (c->in_request)
+    if (c->state == C_READING && c->in_request)
         fail(c, 408);
-    else
-        conn_close(c); /* idle keep-alive connection */
+    else if (c->state != C_PENDING)
+        conn_close(c); /* idle keep-alive, or a last answer the client never reads */
 }
 
 static void timer_arm(conn *c, uint64_t ms)
@@ -208,7 +219,7 @@ static void on_write(uv_write_t *w, int status)
 {
     wreq *r = (wreq *)w;
     conn *c = r->c;
-    if (status < 0 || r->close_after)
+    if (status < 0 || (c->state == C_CLOSING && uv_stream_get_write_queue_size(w->handle) == 0))
         conn_close(c);
     free(r);
 }
@@ -305,13 +316,14 @@ static void send_response(conn *c, int status, const char *content_type, const c
         conn_close(c);
     } else {
         r->c = c;
-        r->close_after = close_after;
         r->len = total - sent;
         memcpy(r->data, buf + sent, r->len);
         b = uv_buf_init(r->data, (unsigned)r->len);
         if (uv_write(&r->w, &c->h.stream, &b, 1, on_write) < 0) {
             free(r);
             conn_close(c);
+        } else if (close_after) {
+            timer_arm(c, c->srv->lim.idle_timeout_ms); /* a client that never reads */
         }
     }
     if (buf != stack)
@@ -362,14 +374,14 @@ static void conn_free(conn *c)
     free(c->body);
     free(c->in);
     free(c);
-    if (s->closing && s->nconns == 0 && !s->listening)
+    if (s->closing && s->nconns == 0 && s->open_handles == 0)
         free(s);
 }
 
 static void on_conn_handle_closed(uv_handle_t *h)
 {
     conn *c = h->data;
-    if (--c->open_handles == 0 && !c->req_active)
+    if (--c->open_handles == 0 && !c->req_active && !c->drain_queued)
         conn_free(c);
 }
 
@@ -397,7 +409,7 @@ static void req_end(conn *c)
 {
     c->req_active = false;
     c->req.abort_cb = NULL;
-    if (c->open_handles == 0)
+    if (c->open_handles == 0 && !c->drain_queued)
         conn_free(c);
 }
 
@@ -480,7 +492,6 @@ static int on_headers_complete(http_parser *p)
         if (!r)
             return limit(c, 500);
         r->c = c;
-        r->close_after = false;
         uv_buf_t b = uv_buf_init(cont, sizeof cont - 1);
         if (uv_write(&r->w, &c->h.stream, &b, 1, on_write) < 0)
             free(r);
@@ -498,9 +509,38 @@ static int on_body(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/* Splits the request target into path and query with http-parser's URL parser, which
+ * also takes the absolute form ("GET http://host/api/locks HTTP/1.1") that servers must
+ * accept; a target it cannot parse is split at its first '?'. */
+static void split_target(conn *c)
+{
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    c->has_query = false;
+    if (c->url_len && http_parser_parse_url(c->hbuf, c->url_len, 0, &u) == 0) {
+        c->path_off = u.field_data[UF_PATH].off;
+        c->path_len = u.field_set & (1 << UF_PATH) ? u.field_data[UF_PATH].len : 0;
+        if (u.field_set & (1 << UF_QUERY)) {
+            c->has_query = true;
+            c->query_off = u.field_data[UF_QUERY].off;
+            c->query_len = u.field_data[UF_QUERY].len;
+        }
+        return;
+    }
+    const char *q = c->url_len ? memchr(c->hbuf, '?', c->url_len) : NULL;
+    c->path_off = 0;
+    c->path_len = q ? (size_t)(q - c->hbuf) : c->url_len;
+    if (q) {
+        c->has_query = true;
+        c->query_off = c->path_len + 1;
+        c->query_len = c->url_len - c->query_off;
+    }
+}
+
 static int on_message_complete(http_parser *p)
 {
     conn *c = p->data;
+    split_target(c);
     c->in_request = false;
     c->keep_alive = http_should_keep_alive(p);
     c->head = p->method == HTTP_HEAD;
@@ -547,10 +587,11 @@ static void keep(conn *c, const char *data, size_t len)
         conn_close(c);
         return;
     }
-    if (c->in_len > MAX_PIPELINED && c->reading) {
-        uv_read_stop(&c->h.stream); /* resumed by drain() */
-        c->reading = false;
-    }
+    /* Pausing reads here would also stop us seeing the client hang up, and a waiter
+     * must leave its queue when it does; so a client that piles up more than this
+     * behind an unanswered request is disconnected instead. */
+    if (c->in_len > MAX_PIPELINED)
+        conn_close(c);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -562,8 +603,17 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     conn *c = st->data;
+    if (nread == UV_EOF && c->state == C_READING && !c->in_request &&
+        uv_stream_get_write_queue_size(st) > 0) {
+        /* The client has said all it will (a half-close) and its answers are still on
+         * their way: send them, then close (on_write), within the idle timeout. */
+        c->state = C_CLOSING;
+        c->reading = false;
+        timer_arm(c, c->srv->lim.idle_timeout_ms);
+        return;
+    }
     if (nread < 0) {
-        conn_close(c); /* EOF or error: a pending request is aborted */
+        conn_close(c); /* a waiting request's client has gone: it is aborted */
         return;
     }
     if (nread == 0 || c->state == C_CLOSING)
@@ -595,8 +645,43 @@ static void drain(conn *c)
         memmove(c->in, c->in + used, c->in_len - used);
         c->in_len -= used;
     }
-    if (c->in_len <= MAX_PIPELINED)
-        start_reading(c);
+}
+
+/* Parses a connection's waiting input on the next loop turn. Answers that come later
+ * (a waiter granted by another client's release) land here instead of parsing right
+ * away: parsing runs handlers, which can answer other waiters, whose input would be
+ * parsed in turn, one stack frame deeper for every waiter in a chain. */
+static void drain_later(conn *c)
+{
+    cd_http_server *s = c->srv;
+    if (c->drain_queued)
+        return;
+    c->drain_queued = true;
+    c->drain_next = NULL;
+    if (s->drain_tail)
+        s->drain_tail->drain_next = c;
+    else
+        s->drain_head = c;
+    s->drain_tail = c;
+    uv_idle_start(&s->drainer, on_drainer);
+}
+
+static void on_drainer(uv_idle_t *h)
+{
+    cd_http_server *s = h->data;
+    conn *c = s->drain_head;
+    s->drain_head = s->drain_tail = NULL; /* drains may queue others: next turn */
+    while (c) {
+        conn *next = c->drain_next;
+        c->drain_queued = false;
+        if (c->open_handles == 0 && !c->req_active)
+            conn_free(c); /* closed while queued */
+        else
+            drain(c);
+        c = next;
+    }
+    if (!s->drain_head)
+        uv_idle_stop(h);
 }
 
 /* ---- accepting ---- */
@@ -674,6 +759,9 @@ cd_http_server *cd_http_server_new(uv_loop_t *loop, const cd_http_limits *limits
         .on_body = on_body,
         .on_message_complete = on_message_complete,
     };
+    uv_idle_init(loop, &s->drainer);
+    s->drainer.data = s;
+    s->open_handles = 1;
     return s;
 }
 
@@ -691,6 +779,7 @@ int cd_http_server_listen(cd_http_server *s, const char *host, int port)
     uv_tcp_init(s->loop, &s->listener);
     s->listener.data = s;
     s->listening = true;
+    s->open_handles++;
     err = uv_tcp_bind(&s->listener, gai.addrinfo->ai_addr, 0);
     uv_freeaddrinfo(gai.addrinfo);
     if (!err)
@@ -729,25 +818,25 @@ size_t cd_http_server_connections(const cd_http_server *s)
     return s->nconns;
 }
 
-static void on_listener_closed(uv_handle_t *h)
+static void on_server_handle_closed(uv_handle_t *h)
 {
     cd_http_server *s = h->data;
-    s->listening = false;
-    if (s->nconns == 0)
+    if (--s->open_handles == 0 && s->nconns == 0)
         free(s);
 }
 
 void cd_http_server_close(cd_http_server *s)
 {
     s->closing = true;
+    for (conn *c = s->drain_head; c; c = c->drain_next)
+        c->drain_queued = false; /* closing: their close callbacks free them */
+    s->drain_head = s->drain_tail = NULL;
     for (conn *c = s->conns; c; c = c->next)
         conn_close(c);
-    if (s->listening) {
-        if (!uv_is_closing((uv_handle_t *)&s->listener))
-            uv_close((uv_handle_t *)&s->listener, on_listener_closed);
-    } else if (s->nconns == 0) {
-        free(s);
-    }
+    if (s->listening && !uv_is_closing((uv_handle_t *)&s->listener))
+        uv_close((uv_handle_t *)&s->listener, on_server_handle_closed);
+    if (!uv_is_closing((uv_handle_t *)&s->drainer))
+        uv_close((uv_handle_t *)&s->drainer, on_server_handle_closed);
 }
 
 /* ---- requests ---- */
@@ -777,19 +866,21 @@ const char *cd_http_req_method_name(const cd_http_req *r)
 const char *cd_http_req_path(const cd_http_req *r, size_t *len)
 {
     const conn *c = r->c;
-    const char *q = c->url_len ? memchr(c->hbuf, '?', c->url_len) : NULL;
-    *len = q ? (size_t)(q - c->hbuf) : c->url_len;
-    return c->url_len ? c->hbuf : "";
+    if (c->path_len == 0) {
+        *len = 1; /* "http://host" names the root */
+        return "/";
+    }
+    *len = c->path_len;
+    return c->hbuf + c->path_off;
 }
 
 const char *cd_http_req_query(const cd_http_req *r, size_t *len)
 {
     const conn *c = r->c;
-    const char *q = c->url_len ? memchr(c->hbuf, '?', c->url_len) : NULL;
-    if (!q)
+    if (!c->has_query)
         return NULL;
-    *len = c->url_len - (size_t)(q + 1 - c->hbuf);
-    return q + 1;
+    *len = c->query_len;
+    return c->hbuf + c->query_off;
 }
 
 const char *cd_http_req_header(const cd_http_req *r, const char *name, size_t *len)
@@ -844,7 +935,8 @@ void cd_http_respond_with(cd_http_req *r, int status, const char *content_type,
     req_end(c);
     if (c->state == C_READING) {
         timer_arm(c, c->srv->lim.idle_timeout_ms);
-        drain(c);
+        if (!c->processing && c->in_len)
+            drain_later(c);
     }
 }
 
