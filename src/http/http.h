@@ -43,7 +43,7 @@ int cd_http_server_port(const cd_http_server *s);
 /** Serves a connected stream socket (a socketpair end): how the fuzzer feeds the server. */
 int cd_http_server_adopt_fd(cd_http_server *s, int fd);
 
-/** Open connections right now. */
+/** Open connections right now (not counting those already closing). */
 size_t cd_http_server_connections(const cd_http_server *s);
 
 /** Stops listening and closes every connection (pending requests are aborted).

@@ -98,7 +98,8 @@ struct cd_http_server {
     void *ud;
     http_parser_settings settings;
     conn *conns;
-    size_t nconns;
+    size_t nconns; /* allocated, closing ones included */
+    size_t nopen;  /* not closing: what the connection limit counts */
     /* connections whose answer came later, parsed again on the next loop turn */
     uv_idle_t drainer;
     conn *drain_head, *drain_tail;
@@ -398,6 +399,9 @@ static void conn_close(conn *c)
 {
     if (uv_is_closing(&c->h.handle))
         return;
+    /* A closing connection stops counting against the limit now, not when libuv has
+     * finished closing it: a client that hangs up and reconnects at once must fit. */
+    c->srv->nopen--;
     c->state = C_CLOSING;
     uv_close(&c->h.handle, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
@@ -704,6 +708,7 @@ static conn *conn_new(cd_http_server *s)
         s->conns->prev = c;
     s->conns = c;
     s->nconns++;
+    s->nopen++;
     return c;
 }
 
@@ -730,7 +735,7 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     uv_tcp_init(s->loop, &c->h.tcp);
-    if (uv_accept(listener, &c->h.stream) < 0 || s->nconns > s->lim.max_connections) {
+    if (uv_accept(listener, &c->h.stream) < 0 || s->nopen > s->lim.max_connections) {
         conn_close(c);
         return;
     }
@@ -815,7 +820,7 @@ int cd_http_server_adopt_fd(cd_http_server *s, int fd)
 
 size_t cd_http_server_connections(const cd_http_server *s)
 {
-    return s->nconns;
+    return s->nopen;
 }
 
 static void on_server_handle_closed(uv_handle_t *h)

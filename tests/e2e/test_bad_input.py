@@ -607,14 +607,20 @@ class MaxConnections(ServerTestCase):
     server_args = ("--max-connections", "20")
 
     def test_connections_past_limit_closed_then_recover(self):
+        # Connections closed just before (the harness's start-up probe) count until the
+        # server has read their EOF; one round trip after them makes sure it has.
+        self.assertEqual(self.server.get("/healthz").status, 200)
         socks = [harness.connect(self.server) for _ in range(20)]
         try:
-            # Make sure the server has accepted them all.
-            socks[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            data = b""
-            while not parse_responses(data):
-                data += socks[0].recv(4096)
-            time.sleep(0.2)
+            # Make sure the server has accepted them all: each one answers.
+            for s in socks:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            for s in socks:
+                data = b""
+                while not parse_responses(data):
+                    chunk = s.recv(4096)
+                    self.assertTrue(chunk, "one of the first 20 connections was refused")
+                    data += chunk
             extra = harness.connect(self.server)
             try:
                 extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
