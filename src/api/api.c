@@ -109,13 +109,20 @@ static void call_free(call *c)
 }
 
 /* Sends `json` (stolen) with `status` and ends the call. */
-/* Sends a rendered JSON body and ends the call. */
-static void reply_text(call *c, int status, const char *body, size_t len)
+#define JSON_TYPE    "application/json; charset=utf-8"
+#define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+/* Sends a rendered body and ends the call. */
+static void reply_typed(call *c, int status, const char *type, const char *body, size_t len)
 {
     observe(c->api, c->op, status, c->refused, c->started_ns);
-    cd_http_respond_with(c->req, status, "application/json; charset=utf-8", c->extra_headers, body,
-                         len);
+    cd_http_respond_with(c->req, status, type, c->extra_headers, body, len);
     call_free(c);
+}
+
+static void reply_text(call *c, int status, const char *body, size_t len)
+{
+    reply_typed(c, status, JSON_TYPE, body, len);
 }
 
 /* Sends `json` (stolen) with `status` and ends the call. */
@@ -528,17 +535,31 @@ static void put_lock(FILE *f, const cd_lock_view *v)
             acquired, expires, (unsigned long long)v->remaining, (unsigned long long)v->fencing);
 }
 
-/* Ends the call with what was streamed into f (from open_memstream). */
-static void reply_stream(call *c, FILE *f, char **text, size_t *len)
+/* An answer written piece by piece into memory (open_memstream). */
+typedef struct stream {
+    FILE *f;
+    char *text;
+    size_t len;
+} stream;
+
+/* false after answering 500 */
+static bool stream_open(call *c, stream *out)
 {
-    /* fclose() sets *text and *len */
-    if (fclose(f) != 0 || !*text) {
-        free(*text);
+    *out = (stream){0};
+    out->f = open_memstream(&out->text, &out->len);
+    if (!out->f)
         reply_failure(c, -ENOMEM);
-        return;
-    }
-    reply_text(c, 200, *text, *len);
-    free(*text);
+    return out->f != NULL;
+}
+
+/* Ends the call with what was streamed. */
+static void reply_stream(call *c, stream *out, const char *type)
+{
+    if (fclose(out->f) != 0 || !out->text) /* fclose() sets text and len */
+        reply_failure(c, -ENOMEM);
+    else
+        reply_typed(c, 200, type, out->text, out->len);
+    free(out->text);
 }
 
 static void info_cb(void *ud, int err, const cd_lock_view *held)
@@ -549,13 +570,10 @@ static void info_cb(void *ud, int err, const cd_lock_view *held)
         return;
     }
     cd_str res = {c->param, c->param_len};
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f) {
-        reply_failure(c, -ENOMEM);
+    stream out;
+    if (!stream_open(c, &out))
         return;
-    }
+    FILE *f = out.f;
     if (held) {
         fputs("{\"exists\":true,", f);
         put_lock(f, held);
@@ -565,7 +583,7 @@ static void info_cb(void *ud, int err, const cd_lock_view *held)
         put_json_string(f, res);
         fputc('}', f);
     }
-    reply_stream(c, f, &text, &len);
+    reply_stream(c, &out, JSON_TYPE);
 }
 
 static void h_info(call *c, const char *raw, size_t len)
@@ -586,13 +604,10 @@ static void list_cb(void *ud, int err, const cd_list_page *page)
         reply_failure(c, err);
         return;
     }
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f) {
-        reply_failure(c, -ENOMEM);
+    stream out;
+    if (!stream_open(c, &out))
         return;
-    }
+    FILE *f = out.f;
     fprintf(f, "{\"count\":%zu,\"locks\":[", page->count);
     for (size_t i = 0; i < page->count; i++) {
         fputs(i ? ",{" : "{", f);
@@ -605,7 +620,7 @@ static void list_cb(void *ud, int err, const cd_list_page *page)
         put_json_string(f, page->next_cursor);
     }
     fputc('}', f);
-    reply_stream(c, f, &text, &len);
+    reply_stream(c, &out, JSON_TYPE);
 }
 
 /* One query parameter, decoded into c->param-like storage kept in `keep`. */
@@ -816,13 +831,10 @@ static void metrics_cb(void *ud, int err, const cd_store_stats *st)
         return;
     }
     const cd_counters *k = cd_locks_counters(api->locks);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    if (!f) {
-        reply_failure(c, -ENOMEM);
+    stream out;
+    if (!stream_open(c, &out))
         return;
-    }
+    FILE *f = out.f;
     fprintf(f,
             "# HELP candado_locks_active Locks held right now.\n"
             "# TYPE candado_locks_active gauge\ncandado_locks_active %zu\n"
@@ -862,11 +874,7 @@ static void metrics_cb(void *ud, int err, const cd_store_stats *st)
             "# TYPE candado_store_errors_total counter\ncandado_store_errors_total %llu\n",
             (unsigned long long)api->latency_count, api->latency_sum,
             (unsigned long long)api->latency_count, (unsigned long long)api->store_errors);
-    fclose(f);
-    observe(api, c->op, 200, false, c->started_ns);
-    cd_http_respond_with(c->req, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, text, len);
-    free(text);
-    call_free(c);
+    reply_stream(c, &out, METRICS_TYPE);
 }
 
 static void h_metrics(call *c)
