@@ -289,8 +289,7 @@ static int cmd_load(void)
             die("fcntl");
     }
     double start = now_ms(), deadline = start + (double)opt.deadline_in;
-    long next = 0, done = 0, granted = 0, refused = 0, errors = 0, ttl_min = LONG_MAX,
-         ttl_max = 0;
+    long next = 0, done = 0, granted = 0, refused = 0, errors = 0, ttl_min = LONG_MAX, ttl_max = 0;
     struct pollfd *pf = calloc((size_t)opt.conns, sizeof *pf);
     char body[256], name[64];
     while (done < opt.count) {
@@ -310,16 +309,17 @@ static int cmd_load(void)
                     }
                     ttl_min = ttl < ttl_min ? ttl : ttl_min;
                     ttl_max = ttl > ttl_max ? ttl : ttl_max;
-                    snprintf(body, sizeof body, "{\"resource\":\"%s\",\"clientId\":\"%s\",\"ttl\":%ld}",
-                             name, opt.client, ttl);
+                    snprintf(body, sizeof body,
+                             "{\"resource\":\"%s\",\"clientId\":\"%s\",\"ttl\":%ld}", name,
+                             opt.client, ttl);
                     add_request(c, "POST", "/api/locks/acquire", body);
                     next++;
                 }
             }
             if (!flush_some(c))
                 die("write");
-            pf[i] = (struct pollfd){.fd = c->fd,
-                                    .events = (short)(POLLIN | (c->out.len > c->out.off ? POLLOUT : 0))};
+            pf[i] = (struct pollfd){
+                .fd = c->fd, .events = (short)(POLLIN | (c->out.len > c->out.off ? POLLOUT : 0))};
         }
         if (poll(pf, (nfds_t)opt.conns, 10000) <= 0) {
             fprintf(stderr, "loadgen: no progress for 10 s (done %ld)\n", done);
@@ -352,8 +352,7 @@ static int cmd_load(void)
     double elapsed = now_ms() - start;
     printf("load_count=%ld\nload_granted=%ld\nload_refused=%ld\nload_errors=%ld\n"
            "load_seconds=%.3f\nload_rate=%.0f\nname_bytes=30\nttl_min=%ld\nttl_max=%ld\n",
-           done, granted, refused, errors, elapsed / 1e3, done / (elapsed / 1e3), ttl_min,
-           ttl_max);
+           done, granted, refused, errors, elapsed / 1e3, done / (elapsed / 1e3), ttl_min, ttl_max);
     fflush(stdout);
     for (long i = 0; i < opt.conns; i++)
         close(cs[i].fd);
@@ -401,13 +400,14 @@ static int cmd_load(void)
             break;
     }
     qsort(lat, ns, sizeof *lat, cmp_double);
-    printf("probe_pairs=%ld\nprobe_max_ms=%.3f\nprobe_max_stats_ms=%.3f\nprobe_max_acquire_ms=%.3f\n"
-           "probe_max_after_deadline_ms=%.3f\nprobe_p50_ms=%.3f\nprobe_p99_ms=%.3f\n"
-           "probe_over_10ms=%ld\nactive_zero_after_deadline_ms=%.1f\n"
-           "cleanup_done_after_deadline_ms=%.1f\nactive_at_end=%ld\ntotal_at_end=%ld\n",
-           probes, max_stats > max_acq ? max_stats : max_acq, max_stats, max_acq, max_after,
-           pct(lat, ns, 0.5), pct(lat, ns, 0.99), over10, zero_at < 0 ? -1 : zero_at - deadline,
-           clean_at < 0 ? -1 : clean_at - deadline, active, total);
+    printf(
+        "probe_pairs=%ld\nprobe_max_ms=%.3f\nprobe_max_stats_ms=%.3f\nprobe_max_acquire_ms=%.3f\n"
+        "probe_max_after_deadline_ms=%.3f\nprobe_p50_ms=%.3f\nprobe_p99_ms=%.3f\n"
+        "probe_over_10ms=%ld\nactive_zero_after_deadline_ms=%.1f\n"
+        "cleanup_done_after_deadline_ms=%.1f\nactive_at_end=%ld\ntotal_at_end=%ld\n",
+        probes, max_stats > max_acq ? max_stats : max_acq, max_stats, max_acq, max_after,
+        pct(lat, ns, 0.5), pct(lat, ns, 0.99), over10, zero_at < 0 ? -1 : zero_at - deadline,
+        clean_at < 0 ? -1 : clean_at - deadline, active, total);
     close(p.fd);
     return zero_at < 0 || clean_at < 0 ? 1 : 0;
 }
@@ -443,16 +443,18 @@ static int cmd_handoff(void)
     resp r;
     for (long round = 0; round < opt.rounds; round++) {
         snprintf(res, sizeof res, "bench:handoff:%ld:%ld", (long)getpid(), round);
-        snprintf(body, sizeof body, "{\"resource\":\"%s\",\"clientId\":\"holder\",\"ttl\":60000}", res);
+        snprintf(body, sizeof body, "{\"resource\":\"%s\",\"clientId\":\"holder\",\"ttl\":60000}",
+                 res);
         roundtrip(&holder, "POST", "/api/locks/acquire", body, &r);
         if (!grab_token(&r, holder.token, sizeof holder.token)) {
             fprintf(stderr, "loadgen: holder did not get the lock\n");
             return 1;
         }
         for (long i = 0; i < W; i++) {
-            snprintf(body, sizeof body,
-                     "{\"resource\":\"%s\",\"clientId\":\"waiter-%ld\",\"ttl\":60000,\"wait\":60000}",
-                     res, i);
+            snprintf(
+                body, sizeof body,
+                "{\"resource\":\"%s\",\"clientId\":\"waiter-%ld\",\"ttl\":60000,\"wait\":60000}",
+                res, i);
             add_request(&ws[i], "POST", "/api/locks/acquire", body);
             flush_all(&ws[i]);
             ws[i].state = 1;
@@ -501,7 +503,8 @@ static int cmd_handoff(void)
                     if (c->state == 1) {
                         if (!grab_token(&r, c->token, sizeof c->token)) {
                             bad++;
-                            fprintf(stderr, "loadgen: waiter %ld got %.*s\n", i, (int)r.blen, r.body);
+                            fprintf(stderr, "loadgen: waiter %ld got %.*s\n", i, (int)r.blen,
+                                    r.body);
                             return 1;
                         }
                         lat[ns++] = t - sent;
@@ -562,14 +565,19 @@ static int cmd_req(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"host", required_argument, 0, 'H'},     {"port", required_argument, 0, 'p'},
-        {"count", required_argument, 0, 'n'},    {"conns", required_argument, 0, 'c'},
-        {"depth", required_argument, 0, 'd'},    {"ttl", required_argument, 0, 't'},
-        {"deadline-in", required_argument, 0, 'D'}, {"prefix", required_argument, 0, 'P'},
-        {"client", required_argument, 0, 'C'},   {"probe", no_argument, 0, 'r'},
-        {"waiters", required_argument, 0, 'w'},  {"rounds", required_argument, 0, 'R'},
-        {0, 0, 0, 0}};
+    static const struct option lo[] = {{"host", required_argument, 0, 'H'},
+                                       {"port", required_argument, 0, 'p'},
+                                       {"count", required_argument, 0, 'n'},
+                                       {"conns", required_argument, 0, 'c'},
+                                       {"depth", required_argument, 0, 'd'},
+                                       {"ttl", required_argument, 0, 't'},
+                                       {"deadline-in", required_argument, 0, 'D'},
+                                       {"prefix", required_argument, 0, 'P'},
+                                       {"client", required_argument, 0, 'C'},
+                                       {"probe", no_argument, 0, 'r'},
+                                       {"waiters", required_argument, 0, 'w'},
+                                       {"rounds", required_argument, 0, 'R'},
+                                       {0, 0, 0, 0}};
     if (argc < 2) {
         fprintf(stderr, "usage: loadgen load|handoff|req [--port N] [options]  (see the source)\n");
         return 2;
@@ -579,19 +587,44 @@ int main(int argc, char **argv)
     optind = 2;
     while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
         switch (ch) {
-        case 'H': host = optarg; break;
-        case 'p': port = atoi(optarg); break;
-        case 'n': opt.count = atol(optarg); break;
-        case 'c': opt.conns = atol(optarg); break;
-        case 'd': opt.depth = atol(optarg); break;
-        case 't': opt.ttl = atol(optarg); break;
-        case 'D': opt.deadline_in = atol(optarg); break;
-        case 'P': opt.prefix = optarg; break;
-        case 'C': opt.client = optarg; break;
-        case 'r': opt.probe = true; break;
-        case 'w': opt.waiters = atol(optarg); break;
-        case 'R': opt.rounds = atol(optarg); break;
-        default: return 2;
+        case 'H':
+            host = optarg;
+            break;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'n':
+            opt.count = atol(optarg);
+            break;
+        case 'c':
+            opt.conns = atol(optarg);
+            break;
+        case 'd':
+            opt.depth = atol(optarg);
+            break;
+        case 't':
+            opt.ttl = atol(optarg);
+            break;
+        case 'D':
+            opt.deadline_in = atol(optarg);
+            break;
+        case 'P':
+            opt.prefix = optarg;
+            break;
+        case 'C':
+            opt.client = optarg;
+            break;
+        case 'r':
+            opt.probe = true;
+            break;
+        case 'w':
+            opt.waiters = atol(optarg);
+            break;
+        case 'R':
+            opt.rounds = atol(optarg);
+            break;
+        default:
+            return 2;
         }
     }
     signal(SIGPIPE, SIG_IGN);
