@@ -7,7 +7,7 @@ PORT       ?= 3001
 JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build run test test-release test-asan fuzz bench format clean
+.PHONY: all build run test test-release test-asan fuzz bench format format-check clean
 
 all: build
 
@@ -48,6 +48,9 @@ bench:
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
