@@ -8,7 +8,7 @@ set -euo pipefail
 
 build=(cmake make gcc pkg-config libuv1-dev libhttp-parser-dev libjansson-dev uthash-dev
        libcurl4-openssl-dev)
-test=("${build[@]}" libcmocka-dev python3 curl clang libclang-rt-14-dev redis-server)
+test=("${build[@]}" libcmocka-dev python3 curl clang libclang-rt-14-dev clang-format redis-server)
 bench=("${build[@]}" wrk python3 util-linux procps)
 
 case "${1:-build}" in
