@@ -607,16 +607,17 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     conn *c = st->data;
-    if (nread == UV_EOF && c->state == C_READING && !c->in_request &&
-        uv_stream_get_write_queue_size(st) > 0) {
-        /* The client has said all it will (a half-close) and its answers are still on
-         * their way: send them, then close (on_write), within the idle timeout. */
-        c->state = C_CLOSING;
-        c->reading = false;
-        timer_arm(c, c->srv->lim.idle_timeout_ms);
-        return;
-    }
     if (nread < 0) {
+        c->reading = false;
+        if (nread == UV_EOF && c->state != C_PENDING && !c->in_request &&
+            uv_stream_get_write_queue_size(st) > 0) {
+            /* The client has said all it will (a half-close) and its answers are still
+             * on their way: send them, then close (on_write), within the idle timeout. */
+            if (c->state != C_CLOSING)
+                timer_arm(c, c->srv->lim.idle_timeout_ms);
+            c->state = C_CLOSING;
+            return;
+        }
         conn_close(c); /* a waiting request's client has gone: it is aborted */
         return;
     }

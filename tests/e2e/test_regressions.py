@@ -45,5 +45,31 @@ class LargeListNotTruncated(ServerTestCase):
         self.assertEqual(sorted(lock["resource"] for lock in body["locks"]), names)
 
 
+class HalfCloseAfterConnectionClose(ServerTestCase):
+    """A client that asked for `Connection: close` and then half-closed its side got a
+    large answer cut off: the EOF closed the connection while the answer was still
+    queued. Queued answers are now finished first, whatever the connection's state."""
+
+    def test_close_answer_survives_half_close(self):
+        names = ["hcc:%06d:" % i + "y" * 480 for i in range(12000)]
+        self.assertEqual(pipeline_acquires(self.server, names, "bulk"), len(names))
+        s = socket.create_connection(("127.0.0.1", self.server.port), timeout=30 * SLOW)
+        try:
+            s.sendall(b"GET /api/locks?prefix=hcc: HTTP/1.1\r\nHost: x\r\n"
+                      b"Connection: close\r\n\r\n")
+            s.shutdown(socket.SHUT_WR)
+            got = b""
+            while True:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                got += chunk
+        finally:
+            s.close()
+        head, _, body = got.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), got[:200])
+        self.assertEqual(json.loads(body)["count"], len(names))
+
+
 if __name__ == "__main__":
     harness.main()
