@@ -46,6 +46,7 @@ typedef struct mclient {
     UT_hash_handle hh;
     mlock *head, *tail; /* in grant order */
     size_t count;
+    size_t due; /* scratch for mem_stats: locks past their deadline, not yet ended */
     size_t len;
     char id[];
 } mclient;
@@ -83,6 +84,8 @@ typedef struct memstore {
     size_t views_cap;
     cd_client_count *counts;
     size_t counts_cap;
+    size_t *stack; /* for heap_visit_due */
+    size_t stack_cap;
 } memstore;
 
 static int oom; /* set by uthash when an insertion could not grow the table */
@@ -502,6 +505,45 @@ out:
 
 static bool mem_tick(cd_store *s, size_t budget);
 
+/* Locks past their deadline that tick() has not ended yet are counted per client, so
+ * that locksByClient holds active locks only. Each costs a visit to its lock; beyond
+ * this many (a mass expiry, for the few hundred ms it takes to clean up) that would
+ * stall the loop, and the counts include them (docs/DESIGN.md). */
+#define EXACT_BACKLOG_MAX 8192
+
+enum due_visit { DUE_COUNT, DUE_MARK, DUE_RESET };
+
+/* Walks the due entries — a subtree hanging from the heap's root — depth first, visiting
+ * at most `max`; returns how many were due, or max + 1 when there are more. */
+static size_t heap_visit_due(memstore *m, uint64_t now, size_t max, enum due_visit what)
+{
+    size_t n = 0, top = 0;
+    if (m->heap_len == 0 || m->heap[0].deadline > now)
+        return 0;
+    if (m->stack_cap < max + 2) {
+        size_t *ns = realloc(m->stack, (max + 2) * sizeof *ns);
+        if (!ns)
+            return max + 1; /* treated as too many to count per client */
+        m->stack = ns;
+        m->stack_cap = max + 2;
+    }
+    m->stack[top++] = 0;
+    while (top) {
+        size_t i = m->stack[--top];
+        if (++n > max)
+            return max + 1;
+        mclient *c = m->heap[i].lock->client;
+        if (what == DUE_MARK)
+            c->due++;
+        else if (what == DUE_RESET)
+            c->due = 0;
+        for (size_t k = 2 * i + 1; k <= 2 * i + 2 && k < m->heap_len; k++)
+            if (m->heap[k].deadline <= now)
+                m->stack[top++] = k; /* at most one more pending than visited */
+    }
+    return n;
+}
+
 static int mem_stats(cd_store *s, cd_store_stats_cb cb, void *ud)
 {
     memstore *m = (memstore *)s;
@@ -514,14 +556,23 @@ static int mem_stats(cd_store *s, cd_store_stats_cb cb, void *ud)
         m->counts = nc;
         m->counts_cap = n;
     }
+    uint64_t now = cd_clock_mono(m->clock);
+    size_t due = heap_visit_due(m, now, EXACT_BACKLOG_MAX, DUE_COUNT);
+    bool exact = due <= EXACT_BACKLOG_MAX;
+    size_t expired = exact ? due : heap_count_due(m, now);
+    if (exact && due)
+        heap_visit_due(m, now, EXACT_BACKLOG_MAX, DUE_MARK);
     size_t i = 0;
     for (mclient *c = m->clients; c; c = c->hh.next)
-        m->counts[i++] = (cd_client_count){{c->id, c->len}, c->count};
+        if (c->count > c->due)
+            m->counts[i++] = (cd_client_count){{c->id, c->len}, c->count - c->due};
+    if (exact && due)
+        heap_visit_due(m, now, EXACT_BACKLOG_MAX, DUE_RESET);
     cd_store_stats st = {
         .total = HASH_COUNT(m->locks) - 1, /* not the sentinel */
-        .expired = heap_count_due(m, cd_clock_mono(m->clock)),
+        .expired = expired,
         .clients = m->counts,
-        .nclients = n,
+        .nclients = i,
     };
     cb(ud, 0, &st);
     return 0;
@@ -600,6 +651,7 @@ static void mem_free(cd_store *s)
     free(m->heap);
     free(m->views);
     free(m->counts);
+    free(m->stack);
     free(m);
 }
 

@@ -350,10 +350,19 @@ static void test_stats_counts_backlog_as_expired(void **state)
         acquire(f, name, "c", 10);
     }
     acquire(f, "long", "c", 1000);
+    acquire(f, "other", "d", 5);
     fake_advance(&f->t, 10);
     stats(f); /* cleans up 1024 on its own, reports the rest as expired */
-    assert_int_equal(f->stats.total, 6001 - 1024);
-    assert_int_equal(f->stats.expired, 6000 - 1024);
+    assert_int_equal(f->stats.total, 6002 - 1024);
+    assert_int_equal(f->stats.expired, 6001 - 1024);
+    /* locksByClient counts active locks only, backlog or not: c holds "long", d nothing */
+    assert_int_equal(f->stats.nclients, 1);
+    assert_string_equal(f->stats.clients[0].client_id.ptr, "c");
+    assert_int_equal(f->stats.clients[0].count, 1);
+    assert_int_equal(f->count, f->stats.total - f->stats.expired);
+    stats(f); /* the scratch counts were reset: the same answer again, less 1024 */
+    assert_int_equal(f->stats.clients[0].count, 1);
+    assert_int_equal(f->stats.expired, 6001 - 2048);
     while (f->st->ops->tick(f->st, 1000))
         ;
     stats(f);
