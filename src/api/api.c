@@ -7,6 +7,7 @@
  * that code written against it keeps working; see shared API.md. */
 #include "api/api.h"
 
+#include "util/hex.h"
 #include "util/iso.h"
 
 #include <assert.h>
@@ -304,14 +305,6 @@ static bool parse_body(call *c)
     return true;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    ch |= 0x20;
-    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-}
-
 /* Percent-decodes raw into a new buffer; NULL on bad escapes or no memory. */
 static char *percent_decode(const char *raw, size_t len, size_t *out_len)
 {
@@ -324,13 +317,12 @@ static char *percent_decode(const char *raw, size_t len, size_t *out_len)
             out[o++] = raw[i];
             continue;
         }
-        int hi = len - i >= 3 ? hexval(raw[i + 1]) : -1;
-        int lo = len - i >= 3 ? hexval(raw[i + 2]) : -1;
-        if (hi < 0 || lo < 0) {
+        int v = len - i >= 3 ? cd_hex_byte(raw + i + 1) : -1;
+        if (v < 0) {
             free(out);
             return NULL;
         }
-        out[o++] = (char)(hi << 4 | lo);
+        out[o++] = (char)v;
         i += 2;
     }
     out[o] = '\0';
@@ -623,7 +615,7 @@ static void list_cb(void *ud, int err, const cd_list_page *page)
     reply_stream(c, &out, JSON_TYPE);
 }
 
-/* One query parameter, decoded into c->param-like storage kept in `keep`. */
+/* One query parameter the list understands, and its decoded value (owned). */
 typedef struct qparam {
     const char *key;
     char *value;

@@ -15,7 +15,8 @@
  * every lookup ends it on the spot (find_live). */
 #include "store/memory.h"
 
-#include <ctype.h>
+#include "util/hex.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -410,10 +411,8 @@ static bool cursor_parse(cd_str cur, uint64_t *fencing, char *name, size_t *name
         return false;
     size_t n = 0;
     for (; i < cur.len; i += 2) {
-        unsigned v;
-        char pair[3] = {cur.ptr[i], cur.ptr[i + 1], 0};
-        if (!isxdigit((unsigned char)pair[0]) || !isxdigit((unsigned char)pair[1]) ||
-            sscanf(pair, "%2x", &v) != 1)
+        int v = cd_hex_byte(cur.ptr + i);
+        if (v < 0)
             return false;
         name[n++] = (char)v;
     }

@@ -1,6 +1,8 @@
 /* Token generation, text form and constant-time comparison. */
 #include "token.h"
 
+#include "hex.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,15 +52,6 @@ size_t cd_token_format(const cd_token *t, char *buf)
     return len;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 bool cd_token_parse(cd_token *t, const char *s, size_t len)
 {
     if (len < 5 + 1 + 1 + 2 * CD_TOKEN_RANDOM_BYTES || memcmp(s, "lock-", 5) != 0)
@@ -73,11 +66,14 @@ bool cd_token_parse(cd_token *t, const char *s, size_t len)
     }
     if (digits == 0 || i >= len || s[i++] != '-' || len - i != 2 * CD_TOKEN_RANDOM_BYTES)
         return false;
+    for (size_t k = i; k < len; k++)
+        if (s[k] >= 'A' && s[k] <= 'F')
+            return false; /* tokens are written in lowercase: one text per token */
     for (size_t k = 0; k < CD_TOKEN_RANDOM_BYTES; k++) {
-        int hi = hexval(s[i + 2 * k]), lo = hexval(s[i + 2 * k + 1]);
-        if (hi < 0 || lo < 0)
+        int v = cd_hex_byte(s + i + 2 * k);
+        if (v < 0)
             return false;
-        t->rnd[k] = (uint8_t)(hi << 4 | lo);
+        t->rnd[k] = (uint8_t)v;
     }
     t->ms = ms;
     return true;
