@@ -183,7 +183,7 @@ static void reply_error(call *c, int status, const char *fmt, ...)
 static void reply_failure(call *c, int err)
 {
     if (err == -EINVAL) {
-        reply_error(c, 400, "cursor is not valid");
+        reply_error(c, 400, "The lock store refused the request as invalid");
     } else if (err == -ENOMEM) {
         reply_error(c, 500, "Out of memory");
     } else {
@@ -592,6 +592,10 @@ static void h_info(call *c, const char *raw, size_t len)
 static void list_cb(void *ud, int err, const cd_list_page *page)
 {
     call *c = ud;
+    if (err == -EINVAL) { /* the cursor is the only part of a list the store judges */
+        reply_error(c, 400, "cursor is not valid");
+        return;
+    }
     if (err) {
         reply_failure(c, err);
         return;
@@ -698,7 +702,7 @@ static void h_list(call *c)
          * memory store answers before it returns */
         int err = c->api->store->ops->list(c->api->store, &lq, list_cb, c);
         if (err)
-            reply_failure(c, err);
+            list_cb(c, err, NULL); /* store.h: no callback came, so answer as it would */
     }
     for (size_t i = 0; i < NP; i++)
         free(params[i].value);

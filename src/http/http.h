@@ -74,8 +74,6 @@ const char *cd_http_req_query(const cd_http_req *r, size_t *len);
 const char *cd_http_req_header(const cd_http_req *r, const char *name, size_t *len);
 /** The body (may contain NUL bytes); never NULL, length 0 when there is none. */
 const char *cd_http_req_body(const cd_http_req *r, size_t *len);
-/** False once the client has gone; answering it then only frees the request. */
-bool cd_http_req_alive(const cd_http_req *r);
 
 /** Called at most once, when the client hangs up before the answer. The handler must
  * still end the request (cd_http_req_drop() from inside the callback is fine). */

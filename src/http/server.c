@@ -915,11 +915,6 @@ const char *cd_http_req_body(const cd_http_req *r, size_t *len)
     return r->c->blen ? r->c->body : "";
 }
 
-bool cd_http_req_alive(const cd_http_req *r)
-{
-    return r->c->state != C_CLOSING;
-}
-
 void cd_http_req_on_abort(cd_http_req *r, void (*cb)(void *ud), void *ud)
 {
     r->abort_cb = cb;

@@ -475,16 +475,14 @@ bool cd_locks_tick(cd_locks *l, size_t budget)
      * for is granted, not refused */
     bool more = l->store->ops->tick(l->store, budget);
     uint64_t now = cd_clock_mono(l->clock);
-    size_t skipped = 0;
-    while (l->heap_len > skipped && budget) {
+    while (l->heap_len && l->heap[0]->deadline <= now && budget) {
         cd_waiter *w = l->heap[0];
-        if (w->deadline > now)
-            break;
         budget--;
-        if (w->granting) { /* its grant is under way; let that answer */
+        if (w->granting) {
+            /* its grant is under way (a networked store): look again in 1 ms, by
+             * when that grant has answered */
             w->deadline = now + 1;
             wheap_down(l, 0);
-            skipped++;
             continue;
         }
         char name[CD_RESOURCE_MAX];
