@@ -11,7 +11,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, SLOW, Server, free_port, main  # noqa: E402
+from harness import BIN, SLOW, Server, ServerTestCase, free_port, main  # noqa: E402
 
 
 def cli(url, *args, env=None, timeout=30):
@@ -29,14 +29,7 @@ def dead_url():
     return "http://127.0.0.1:%d" % free_port()
 
 
-class CliTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
+class CliTest(ServerTestCase):
 
     def run_cli(self, *args, **kw):
         return cli(self.server.url, *args, **kw)

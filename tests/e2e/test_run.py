@@ -14,7 +14,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BIN, SLOW, Server, free_port, main  # noqa: E402
+from harness import BIN, SLOW, Server, ServerTestCase, free_port, main  # noqa: E402
 
 
 def env_for(url):
@@ -34,14 +34,7 @@ def until(pred, timeout, step=0.02):
         time.sleep(step)
 
 
-class RunTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
+class RunTest(ServerTestCase):
 
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
